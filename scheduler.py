@@ -1,0 +1,113 @@
+"""The one place that decides which session's window the shared model sees next.
+
+Model calls run on a small pool of worker threads, never on the event loop. Each session has at
+most one request in flight (it awaits the result before building its next window from its newest
+audio), so a session whose audio outruns the model coalesces instead of queueing, and the FIFO
+queue here serves sessions round-robin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from transcriber import DecodeOptions, Transcript
+
+log = logging.getLogger(__name__)
+
+TranscribeFn = Callable[[np.ndarray, DecodeOptions], Transcript]
+
+
+class SchedulerClosed(Exception):
+    """The scheduler is shutting down and takes no more work."""
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    queued: int
+    running: int
+    jobs_done: int
+    busy_seconds: float
+
+
+@dataclass
+class _Job:
+    audio: np.ndarray
+    options: DecodeOptions
+    future: asyncio.Future[Transcript]
+    queued_at: float
+
+
+class Scheduler:
+    """Fair, coalescing front of the shared model."""
+
+    def __init__(self, transcribe: TranscribeFn, workers: int = 1) -> None:
+        self._transcribe = transcribe
+        self._workers = max(1, workers)
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="whisper")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = 0
+        self._done = 0
+        self._busy = 0.0
+        self._closed = False
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+
+    async def stop(self) -> None:
+        """Finish the jobs already running, fail the queued ones, release the threads."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(SchedulerClosed("server shutting down"))
+        self._pool.shutdown(wait=True)
+
+    def stats(self) -> SchedulerStats:
+        return SchedulerStats(self._queue.qsize(), self._running, self._done, self._busy)
+
+    async def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcript:
+        """Queue one window and wait for its transcript."""
+        if self._closed:
+            raise SchedulerClosed("server shutting down")
+        future: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(audio, options, future, time.perf_counter()))
+        return await future
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = await self._queue.get()
+            if job.future.done():  # its session went away while it waited
+                continue
+            started = time.perf_counter()
+            self._running += 1
+            try:
+                result = await loop.run_in_executor(self._pool, self._transcribe, job.audio, job.options)
+            except asyncio.CancelledError:
+                if not job.future.done():
+                    job.future.set_exception(SchedulerClosed("server shutting down"))
+                raise
+            except Exception as e:  # noqa: BLE001 - handed to the waiting session, not swallowed
+                if not job.future.done():
+                    job.future.set_exception(e)
+            else:
+                if not job.future.done():
+                    job.future.set_result(result)
+            finally:
+                self._running -= 1
+                self._done += 1
+                self._busy += time.perf_counter() - started

@@ -1,0 +1,119 @@
+"""One live session: decoder → policy → scheduler → transcript updates. No socket inside.
+
+The receive side calls :meth:`LiveSession.feed` and :meth:`LiveSession.end_input`; the
+session's own task (:meth:`LiveSession.run`) decodes, asks the scheduler for updates, hands
+``transcript`` messages to ``send``, and returns the final transcript once the input ended
+(``eof``, the duration limit, or shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from audio_decode import DecodeError, DecoderFailure, StreamDecoder
+from protocol import ProtocolError, transcript_message
+from scheduler import Scheduler
+from streaming import SR, FinalTranscript, StreamingPolicy, Window
+from transcriber import DecodeOptions
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LiveSession:
+    def __init__(
+        self,
+        decoder: StreamDecoder,
+        policy: StreamingPolicy,
+        scheduler: Scheduler,
+        send: Send,
+        *,
+        language: str | None,
+        max_seconds: float,
+    ) -> None:
+        self._decoder = decoder
+        self._policy = policy
+        self._scheduler = scheduler
+        self._send = send
+        self._language = language
+        self._max_samples = int(max_seconds * SR)
+        self._wake = asyncio.Event()
+        self._input_ended = False
+        self.limit_reached = False
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._policy.audio_seconds
+
+    async def feed(self, data: bytes) -> None:
+        """Encoded bytes from the client; ignored once the input has ended."""
+        if self._input_ended:
+            return
+        try:
+            await self._decoder.feed(data)
+        except DecodeError as e:
+            raise ProtocolError("bad_audio", f"cannot decode the audio: {e}") from e
+
+    async def end_input(self) -> None:
+        """No more audio (``eof``, limit or shutdown): let the decoder flush what it holds."""
+        if not self._input_ended:
+            self._input_ended = True
+            await self._decoder.close()
+
+    async def run(self) -> FinalTranscript:
+        """Decode and transcribe until the input ends; return the final transcript."""
+        decoding = asyncio.create_task(self._decode())
+        try:
+            await self._update_loop(decoding)
+            await decoding  # raises the decoder's error, if it had one
+            await self._flush()
+            return self._policy.finish()
+        finally:
+            decoding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await decoding
+            await self._decoder.aclose()
+
+    async def _decode(self) -> None:
+        try:
+            async for block in self._decoder:
+                room = self._max_samples - self._policy.total_samples
+                self._policy.insert_audio(block[:room])
+                self._wake.set()
+                if room <= len(block):
+                    self.limit_reached = True
+                    await self.end_input()
+                    break
+        except DecodeError as e:
+            raise ProtocolError("bad_audio", f"cannot decode the audio: {e}") from e
+        except DecoderFailure as e:
+            raise ProtocolError("internal", f"the audio decoder failed: {e}") from e
+        finally:
+            self._wake.set()
+
+    async def _update_loop(self, decoding: asyncio.Task[None]) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if decoding.done():
+                return
+            window = self._policy.pending_window()
+            if window is not None:
+                await self._transcribe_and_send(window)
+
+    async def _flush(self) -> None:
+        window = self._policy.pending_window(final=True)
+        if window is not None:
+            await self._transcribe_and_send(window)
+
+    async def _transcribe_and_send(self, window: Window) -> None:
+        options = DecodeOptions(language=self._language, prompt=window.prompt or None)
+        result = await self._scheduler.transcribe(window.audio, options)
+        update = self._policy.apply(window, result)
+        if update is not None:
+            await self._send(transcript_message(update))

@@ -1,0 +1,300 @@
+"""The streaming policy of one live session: which audio the model sees, and what is committed.
+
+Pure logic in the shape of an online ASR processor — ``insert_audio()``, ``pending_window()``,
+``apply()``, ``finish()`` — with no model, thread or socket inside, so it is tested with a fake
+transcriber.
+
+* Only the *uncommitted window* is transcribed, with committed text before it as the prompt.
+* Words two successive hypotheses agree on are committed (LocalAgreement-2); the rest is the
+  tentative tail.
+* A pause (voice-activity detection) ends the utterance: its window is transcribed once more and
+  committed whole, and the buffer is cut there. Long speech without pauses is cut at committed
+  segment ends, so the window (and the cost of an update) stays bounded.
+* Silence never reaches the model; words the model puts where there was no speech are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from transcriber import Segment, Transcript, Word
+from vad import VoiceActivity
+
+SR = 16000
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+# Whisper's well-known inventions on silence and noise.
+HALLUCINATIONS = frozenset({
+    "thank you", "thanks for watching", "thank you for watching", "thank you very much",
+    "you", "bye", "subtitles by the amaraorg community", "please subscribe",
+    "thanks for watching and ill see you next time",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    min_new_audio: float = 0.25  # seconds of new audio that make another update worthwhile
+    pause: float = 0.5  # trailing silence that ends an utterance and commits it
+    lead_in: float = 0.4  # audio kept before detected speech onset
+    tail_pad: float = 0.25  # audio kept after the last speech when an utterance is cut
+    trim_after: float = 12.0  # cut the window at a committed segment end once it is this long
+    max_window: float = 24.0  # never let the window grow past this (Whisper sees 30 s)
+    prompt_chars: int = 200  # committed text handed to the model as context
+
+
+@dataclass(frozen=True)
+class Window:
+    """Audio for one model call."""
+
+    audio: np.ndarray
+    start: int  # absolute sample index of audio[0]
+    prompt: str
+    final: bool  # commit everything it yields (pause or end of stream)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.audio)
+
+    @property
+    def offset(self) -> float:
+        return self.start / SR
+
+
+@dataclass(frozen=True)
+class Update:
+    committed: str
+    tentative: str
+    audio_seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.committed + self.tentative
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    text: str
+    segments: tuple[Segment, ...]
+    audio_seconds: float
+
+
+def normalize(word: str) -> str:
+    """Lower case, letters and digits only: how two hypotheses' words are compared."""
+    return re.sub(r"[^\w]", "", word.lower())
+
+
+class StreamingPolicy:
+    """Committed vs tentative text for one session. Times are seconds of session audio."""
+
+    def __init__(
+        self,
+        vad: VoiceActivity,
+        options: StreamingOptions = StreamingOptions(),
+        language: str | None = None,
+    ) -> None:
+        self._vad = vad
+        self._opts = options
+        self._spaced = language not in NO_SPACE_LANGUAGES
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # absolute sample index of _buffer[0]
+        self._last_window_end = 0
+        self._committed: list[Word] = []
+        self._committed_text = ""
+        self._utterance_starts: set[int] = {0}  # indices into _committed that begin utterances
+        self._hypothesis: list[Word] = []  # previous hypothesis, after the committed words
+        self._tentative: list[Word] = []
+
+    # -- audio in ---------------------------------------------------------------------------
+
+    @property
+    def total_samples(self) -> int:
+        return self._buf_start + len(self._buffer)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.total_samples / SR
+
+    @property
+    def window_seconds(self) -> float:
+        return len(self._buffer) / SR
+
+    def insert_audio(self, block: np.ndarray) -> None:
+        """Append decoded 16 kHz audio to the session."""
+        self._buffer = np.concatenate([self._buffer, block.astype(np.float32, copy=False)])
+        self._vad.push(block)
+
+    # -- what to transcribe -----------------------------------------------------------------
+
+    def pending_window(self, *, final: bool = False) -> Window | None:
+        """The next window for the model, or None when there is nothing worth transcribing.
+
+        With ``final=True`` (end of stream) all remaining audio is returned, to be committed.
+        """
+        total = self.total_samples
+        if final and self._hypothesis and not self._vad.has_speech(self._last_window_end, total):
+            # The last hypothesis already covered all the speech: commit it without a model call.
+            self._commit(self._hypothesis, new_utterance=False)
+            self._hypothesis, self._tentative = [], []
+            return None
+        if not final and total - self._last_window_end < self._opts.min_new_audio * SR:
+            return None
+        bounds = self._vad.speech_bounds(self._buf_start, total)
+        if bounds is None:
+            self._forget_silence(total)
+            return None
+        onset, speech_end = bounds
+        lead_in = int(self._opts.lead_in * SR)
+        if onset - lead_in > self._buf_start and not self._tentative:
+            self._cut(onset - lead_in)
+        self._last_window_end = total
+        if final:
+            return self._window(total, final=True)
+        if total - speech_end >= self._opts.pause * SR:  # the utterance is over
+            return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), final=True)
+        if total - self._buf_start >= self._opts.max_window * SR:
+            return self._window(total, final=True)
+        return self._window(total, final=False)
+
+    def _window(self, end: int, *, final: bool) -> Window:
+        audio = self._buffer[: end - self._buf_start]
+        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final)
+
+    def _prompt(self) -> str:
+        """Committed text that lies before the window: context for the model."""
+        cut = self._buf_start / SR + 0.05
+        words = [w for w in self._committed[-64:] if w.end <= cut]
+        return self._join(words).strip()[-self._opts.prompt_chars :]
+
+    def _forget_silence(self, total: int) -> None:
+        """No speech in the window: keep only a short lead-in, drop any stale tentative text."""
+        self._hypothesis, self._tentative = [], []
+        self._cut(max(self._buf_start, total - int(self._opts.lead_in * SR)))
+
+    def _cut(self, sample: int) -> None:
+        drop = sample - self._buf_start
+        if drop <= 0:
+            return
+        self._buffer = self._buffer[drop:].copy()  # copy: let the old array go
+        self._buf_start = sample
+        self._vad.discard_before(sample)
+
+    # -- results in -------------------------------------------------------------------------
+
+    def apply(self, window: Window, result: Transcript) -> Update | None:
+        """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
+        before = (self._committed_text, self._tentative)
+        words = self._new_words(window, result)
+        if window.final:
+            self._commit(words, new_utterance=True)
+            self._hypothesis, self._tentative = [], []
+            self._cut(window.end)
+        else:
+            agreed = _common_prefix(self._hypothesis, words)
+            self._commit(words[:agreed], new_utterance=False)
+            self._hypothesis = self._tentative = words[agreed:]
+            self._trim(window, result)
+        if (self._committed_text, self._tentative) == before:
+            return None
+        return self.current()
+
+    def current(self) -> Update:
+        tentative = self._join(self._tentative, after=self._committed_text)
+        if not self._committed_text:
+            tentative = tentative.lstrip()
+        return Update(self._committed_text, tentative, self.audio_seconds)
+
+    def _new_words(self, window: Window, result: Transcript) -> list[Word]:
+        """The hypothesis as absolute-time words after the committed ones, hallucinations out."""
+        last_end = self._committed[-1].end if self._committed else 0.0
+        words: list[Word] = []
+        for seg in result.segments:
+            if _is_hallucination(seg):
+                continue
+            for w in seg.words:
+                a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
+                if a.start < last_end - 0.1 or not self._spoken(a):
+                    continue
+                words.append(a)
+        return _drop_repeated_head(self._committed, words)
+
+    def _spoken(self, word: Word) -> bool:
+        """Did voice activity see speech around this word? Words in silence are inventions."""
+        pad = 0.3
+        return self._vad.has_speech(int((word.start - pad) * SR), int((word.end + pad) * SR))
+
+    def _commit(self, words: list[Word], *, new_utterance: bool) -> None:
+        if not words:
+            return
+        if new_utterance or not self._committed:
+            self._utterance_starts.add(len(self._committed))
+        self._committed_text += self._join(words, after=self._committed_text)
+        self._committed_text = self._committed_text.lstrip()
+        self._committed.extend(words)
+
+    def _trim(self, window: Window, result: Transcript) -> None:
+        """Cut a long window at the end of its last fully committed segment."""
+        if window.end - self._buf_start < self._opts.trim_after * SR or not self._committed:
+            return
+        last_end = self._committed[-1].end
+        ends = [window.offset + s.end for s in result.segments if window.offset + s.end <= last_end + 0.01]
+        if ends:
+            self._cut(int(max(ends) * SR))
+
+    def _join(self, words: list[Word], after: str = "") -> str:
+        text = ""
+        for w in words:
+            piece = w.text
+            if self._spaced and (after or text) and not piece[:1].isspace():
+                piece = " " + piece
+            text += piece
+        return text
+
+    # -- end of stream ----------------------------------------------------------------------
+
+    def finish(self) -> FinalTranscript:
+        """Everything committed, grouped into segments with times (after the final window)."""
+        segments: list[Segment] = []
+        group: list[Word] = []
+        for i, w in enumerate(self._committed):
+            if group and (i in self._utterance_starts or w.start - group[-1].end > 1.0):
+                segments.append(self._segment(group))
+                group = []
+            group.append(w)
+        if group:
+            segments.append(self._segment(group))
+        return FinalTranscript(self._committed_text, tuple(segments), self.audio_seconds)
+
+    def _segment(self, words: list[Word]) -> Segment:
+        return Segment(words[0].start, words[-1].end, self._join(words).strip(), tuple(words))
+
+
+def _common_prefix(a: list[Word], b: list[Word]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if normalize(x.text) != normalize(y.text) or not normalize(x.text):
+            break
+        n += 1
+    return n
+
+
+def _drop_repeated_head(committed: list[Word], words: list[Word]) -> list[Word]:
+    """Drop words at the head that repeat the committed tail (the model re-reading its prompt)."""
+    if not committed or not words:
+        return words
+    tail = [normalize(w.text) for w in committed[-5:]]
+    head = [normalize(w.text) for w in words[:5]]
+    for n in range(min(len(tail), len(head)), 0, -1):
+        if tail[-n:] == head[:n] and words[0].start < committed[-1].end + 1.0:
+            return words[n:]
+    return words
+
+
+def _is_hallucination(seg: Segment) -> bool:
+    if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
+        return True
+    if seg.compression_ratio > 2.4:  # repetition loops
+        return True
+    phrase = " ".join(filter(None, (normalize(w) for w in seg.text.split())))
+    return phrase in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)
