@@ -61,7 +61,7 @@ def _output_args() -> list[str]:
 
 def _ffmpeg_reason(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    return "; ".join(lines[-3:])[-_STDERR_KEEP:] if lines else "ffmpeg could not decode the input"
+    return "; ".join(lines[-5:])[-_STDERR_KEEP:] if lines else "ffmpeg could not decode the input"
 
 
 def decode_file(path: str | Path, *, timeout: float | None = None) -> np.ndarray:
@@ -78,6 +78,8 @@ def decode_file(path: str | Path, *, timeout: float | None = None) -> np.ndarray
         proc = subprocess.run(cmd + _output_args(), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
         raise DecodeError(f"decoding {p} took longer than {timeout} s") from e
+    except OSError as e:
+        raise DecoderFailure(f"cannot run ffmpeg ({cmd[0]}): {e}") from e
     if proc.returncode != 0:
         raise DecodeError(f"{p}: {_ffmpeg_reason(proc.stderr.decode(errors='replace'))}")
     audio = np.frombuffer(proc.stdout[: len(proc.stdout) // 4 * 4], dtype="<f4").astype(np.float32)
@@ -153,8 +155,7 @@ class FfmpegStreamDecoder:
             self._proc.stdin.write(data)
             await self._proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as e:
-            await self._proc.wait()
-            await self._stderr_task
+            await self._reap()
             raise DecodeError(self._reason()) from e
 
     async def close(self) -> None:
@@ -183,15 +184,23 @@ class FfmpegStreamDecoder:
                 raise DecoderFailure(f"ffmpeg was killed (signal {-code})")
             raise DecodeError(self._reason())
 
+    async def _reap(self) -> None:
+        """Wait for ffmpeg's exit. Its stdout is read to the end first: asyncio's ``wait()``
+        returns only once every pipe is closed, and a full pipe would never close."""
+        assert self._proc.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            while await self._proc.stdout.read(1 << 16):
+                pass
+        await self._proc.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._stderr_task
+
     async def aclose(self) -> None:
         """Kill ffmpeg if it still runs and reap it; safe to call more than once."""
         if self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
-        await self._proc.wait()
-        self._stderr_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._stderr_task
+        await self._reap()
 
 
 class RawStreamDecoder:
@@ -306,7 +315,7 @@ ENCODINGS: dict[str, list[str]] = {
     "mp3": ["-c:a", "libmp3lame", "-q:a", "4", "-f", "mp3"],
     "wav": ["-c:a", "pcm_s16le", "-f", "wav"],
     "flac": ["-c:a", "flac", "-f", "flac"],
-    "m4a": ["-c:a", "aac", "-b:a", "64k", "-f", "ipod"],
+    "m4a": ["-c:a", "aac", "-b:a", "64k", "-movflags", "frag_keyframe+empty_moov", "-f", "ipod"],
     "mp4": ["-c:a", "aac", "-b:a", "64k", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4"],
 }
 
@@ -320,7 +329,10 @@ def encode_audio(audio: np.ndarray, fmt: str, sample_rate: int = SAMPLE_RATE) ->
         "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-i", "pipe:0",
         *ENCODINGS[fmt], "pipe:1",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True, check=False)
+    try:
+        proc = subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True, check=False)
+    except OSError as e:
+        raise DecoderFailure(f"cannot run ffmpeg ({cmd[0]}): {e}") from e
     if proc.returncode != 0:
         raise DecodeError(f"cannot encode {fmt}: {_ffmpeg_reason(proc.stderr.decode(errors='replace'))}")
     return proc.stdout

@@ -35,6 +35,7 @@ class ServerConfig:
     max_sessions: int = 16  # past it: busy + 1013
     idle_timeout: float = 60.0  # no frame for this long: final + 1000 (0: never)
     scheduler_workers: int = 1  # model calls running at once
+    encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServerConfig:
@@ -50,4 +51,5 @@ class ServerConfig:
             max_sessions=int(_number(env, "MAX_SESSIONS", cls.max_sessions, int)),
             idle_timeout=_number(env, "IDLE_TIMEOUT", cls.idle_timeout),
             scheduler_workers=int(_number(env, "SCHEDULER_WORKERS", cls.scheduler_workers, int)),
+            encoder_context=_number(env, "ENCODER_CONTEXT", cls.encoder_context),
         )

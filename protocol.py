@@ -121,7 +121,7 @@ def parse_control(text: str) -> str:
     """The ``type`` of a client text frame; :class:`ProtocolError` ``bad_message`` otherwise."""
     try:
         msg = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise ProtocolError("bad_message", "text frames must be JSON objects") from e
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError("bad_message", 'text frames must be JSON objects with a "type"')

@@ -51,7 +51,7 @@ class Scheduler:
     def __init__(self, transcribe: TranscribeFn, workers: int = 1) -> None:
         self._transcribe = transcribe
         self._workers = max(1, workers)
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="whisper")
         self._tasks: list[asyncio.Task[None]] = []
         self._running = 0
@@ -63,18 +63,16 @@ class Scheduler:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
 
     async def stop(self) -> None:
-        """Finish the jobs already running, fail the queued ones, release the threads."""
+        """Fail the queued jobs, let the running ones finish, then release the threads."""
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         while not self._queue.empty():
             job = self._queue.get_nowait()
-            if not job.future.done():
+            if job is not None and not job.future.done():
                 job.future.set_exception(SchedulerClosed("server shutting down"))
-        self._pool.shutdown(wait=True)
+        for _ in self._tasks:
+            self._queue.put_nowait(None)  # wakes each idle worker so it can exit
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
 
     def stats(self) -> SchedulerStats:
         return SchedulerStats(self._queue.qsize(), self._running, self._done, self._busy)
@@ -91,16 +89,14 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         while True:
             job = await self._queue.get()
+            if job is None:  # stop()
+                return
             if job.future.done():  # its session went away while it waited
                 continue
             started = time.perf_counter()
             self._running += 1
             try:
                 result = await loop.run_in_executor(self._pool, self._transcribe, job.audio, job.options)
-            except asyncio.CancelledError:
-                if not job.future.done():
-                    job.future.set_exception(SchedulerClosed("server shutting down"))
-                raise
             except Exception as e:  # noqa: BLE001 - handed to the waiting session, not swallowed
                 if not job.future.done():
                     job.future.set_exception(e)

@@ -25,6 +25,22 @@ log = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+def live_decode_options(window: Window, language: str | None, context_seconds: float | None) -> DecodeOptions:
+    """Decoding for live windows: greedy, no temperature fallback (a retry costs more than it
+    saves here, and the next update re-reads the audio anyway), a short encoder context, and a
+    token budget proportional to the window so a repetition loop cannot stall the session."""
+    return DecodeOptions(
+        language=language,
+        prompt=window.prompt or None,
+        beam_size=1,
+        temperature=(0.0,),
+        # Speech heard cold (session start, after a long pause) is decoded with the full
+        # context: a short one tends to lose the first word when nothing comes before it.
+        context_seconds=None if window.fresh else context_seconds,
+        max_new_tokens=int(16 + 8 * window.seconds),
+    )
+
+
 class LiveSession:
     def __init__(
         self,
@@ -35,12 +51,14 @@ class LiveSession:
         *,
         language: str | None,
         max_seconds: float,
+        context_seconds: float | None = None,
     ) -> None:
         self._decoder = decoder
         self._policy = policy
         self._scheduler = scheduler
         self._send = send
         self._language = language
+        self._context_seconds = context_seconds
         self._max_samples = int(max_seconds * SR)
         self._wake = asyncio.Event()
         self._input_ended = False
@@ -112,7 +130,7 @@ class LiveSession:
             await self._transcribe_and_send(window)
 
     async def _transcribe_and_send(self, window: Window) -> None:
-        options = DecodeOptions(language=self._language, prompt=window.prompt or None)
+        options = live_decode_options(window, self._language, self._context_seconds)
         result = await self._scheduler.transcribe(window.audio, options)
         update = self._policy.apply(window, result)
         if update is not None:

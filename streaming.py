@@ -36,12 +36,14 @@ HALLUCINATIONS = frozenset({
 @dataclass(frozen=True)
 class StreamingOptions:
     min_new_audio: float = 0.25  # seconds of new audio that make another update worthwhile
-    pause: float = 0.5  # trailing silence that ends an utterance and commits it
+    pause: float = 0.8  # trailing silence that ends an utterance and commits it
     lead_in: float = 0.4  # audio kept before detected speech onset
     tail_pad: float = 0.25  # audio kept after the last speech when an utterance is cut
-    trim_after: float = 12.0  # cut the window at a committed segment end once it is this long
     max_window: float = 24.0  # never let the window grow past this (Whisper sees 30 s)
     prompt_chars: int = 200  # committed text handed to the model as context
+    keep_context: float = 4.0  # committed audio kept before the uncommitted part, as context
+    max_gap: float = 3.0  # silence longer than this drops committed audio kept as context
+    settle: float = 0.3  # a word commits only once it ended this long before its window's end
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Window:
     start: int  # absolute sample index of audio[0]
     prompt: str
     final: bool  # commit everything it yields (pause or end of stream)
+    fresh: bool = False  # no committed audio before the new speech: the model hears it cold
 
     @property
     def end(self) -> int:
@@ -60,6 +63,10 @@ class Window:
     @property
     def offset(self) -> float:
         return self.start / SR
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SR
 
 
 @dataclass(frozen=True)
@@ -100,10 +107,13 @@ class StreamingPolicy:
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # absolute sample index of _buffer[0]
         self._last_window_end = 0
+        self._commit_sample = 0  # absolute sample up to which the audio has been committed
         self._committed: list[Word] = []
         self._committed_text = ""
         self._utterance_starts: set[int] = {0}  # indices into _committed that begin utterances
+        self._utterance_over = False  # a pause ended the last utterance: next commit starts one
         self._hypothesis: list[Word] = []  # previous hypothesis, after the committed words
+        self._hypothesis_end = 0.0  # end (seconds) of the window that produced _hypothesis
         self._tentative: list[Word] = []
 
     # -- audio in ---------------------------------------------------------------------------
@@ -133,21 +143,27 @@ class StreamingPolicy:
         With ``final=True`` (end of stream) all remaining audio is returned, to be committed.
         """
         total = self.total_samples
-        if final and self._hypothesis and not self._vad.has_speech(self._last_window_end, total):
+        if final and self._hypothesis and not self._vad.has_speech(self._last_window_end, total, min_speech=0):
             # The last hypothesis already covered all the speech: commit it without a model call.
-            self._commit(self._hypothesis, new_utterance=False)
+            self._commit(self._hypothesis)
+            self._commit_sample = total
             self._hypothesis, self._tentative = [], []
             return None
         if not final and total - self._last_window_end < self._opts.min_new_audio * SR:
             return None
-        bounds = self._vad.speech_bounds(self._buf_start, total)
+        fresh = max(self._buf_start, self._commit_sample)  # audio not yet committed
+        bounds = self._vad.speech_bounds(fresh, total)
+        lead_in = int(self._opts.lead_in * SR)
         if bounds is None:
-            self._forget_silence(total)
+            # No new speech: the model is not called. Committed audio stays as acoustic context
+            # for the next utterance, unless the silence after it grows long.
+            self._hypothesis, self._tentative = [], []
+            if total - fresh > self._opts.max_gap * SR:
+                self._cut(max(self._buf_start, total - lead_in))
             return None
         onset, speech_end = bounds
-        lead_in = int(self._opts.lead_in * SR)
-        if onset - lead_in > self._buf_start and not self._tentative:
-            self._cut(onset - lead_in)
+        if onset - fresh > self._opts.max_gap * SR or fresh <= self._buf_start:
+            self._cut(max(self._buf_start, onset - lead_in))  # leading silence is not context
         self._last_window_end = total
         if final:
             return self._window(total, final=True)
@@ -159,18 +175,22 @@ class StreamingPolicy:
 
     def _window(self, end: int, *, final: bool) -> Window:
         audio = self._buffer[: end - self._buf_start]
-        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final)
+        fresh = self._commit_sample <= self._buf_start
+        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final, fresh=fresh)
 
     def _prompt(self) -> str:
-        """Committed text that lies before the window: context for the model."""
+        """Committed text that lies before the window (whole words): context for the model."""
         cut = self._buf_start / SR + 0.05
-        words = [w for w in self._committed[-64:] if w.end <= cut]
-        return self._join(words).strip()[-self._opts.prompt_chars :]
-
-    def _forget_silence(self, total: int) -> None:
-        """No speech in the window: keep only a short lead-in, drop any stale tentative text."""
-        self._hypothesis, self._tentative = [], []
-        self._cut(max(self._buf_start, total - int(self._opts.lead_in * SR)))
+        words: list[Word] = []
+        size = 0
+        for w in reversed(self._committed):
+            if w.end > cut:
+                continue
+            size += len(w.text) + 1
+            if size > self._opts.prompt_chars:
+                break
+            words.append(w)
+        return self._join(words[::-1]).strip()
 
     def _cut(self, sample: int) -> None:
         drop = sample - self._buf_start
@@ -187,14 +207,21 @@ class StreamingPolicy:
         before = (self._committed_text, self._tentative)
         words = self._new_words(window, result)
         if window.final:
-            self._commit(words, new_utterance=True)
+            self._commit(words)
+            self._utterance_over = True
             self._hypothesis, self._tentative = [], []
-            self._cut(window.end)
+            self._commit_sample = max(self._commit_sample, window.end)
         else:
-            agreed = _common_prefix(self._hypothesis, words)
-            self._commit(words[:agreed], new_utterance=False)
+            # Words near a window's end are unreliable (cut mid-word, no context after them):
+            # commit only those both hypotheses agree on and that had settled in the older one.
+            settled = [w for w in self._hypothesis if w.end <= self._hypothesis_end - self._opts.settle]
+            agreed = _common_prefix(settled, words)
+            self._commit(words[:agreed])
             self._hypothesis = self._tentative = words[agreed:]
-            self._trim(window, result)
+            self._hypothesis_end = window.end / SR
+            if agreed:
+                self._commit_sample = max(self._commit_sample, int(words[agreed - 1].end * SR))
+        self._trim()
         if (self._committed_text, self._tentative) == before:
             return None
         return self.current()
@@ -207,46 +234,53 @@ class StreamingPolicy:
 
     def _new_words(self, window: Window, result: Transcript) -> list[Word]:
         """The hypothesis as absolute-time words after the committed ones, hallucinations out."""
-        last_end = self._committed[-1].end if self._committed else 0.0
         words: list[Word] = []
         for seg in result.segments:
             if _is_hallucination(seg):
                 continue
             for w in seg.words:
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
-                if a.start < last_end - 0.1 or not self._spoken(a):
-                    continue
-                words.append(a)
-        return _drop_repeated_head(self._committed, words)
+                if normalize(a.text) and self._spoken(a):
+                    words.append(a)
+        return _after_committed(self._committed[-1] if self._committed else None, words)
 
     def _spoken(self, word: Word) -> bool:
         """Did voice activity see speech around this word? Words in silence are inventions."""
         pad = 0.3
         return self._vad.has_speech(int((word.start - pad) * SR), int((word.end + pad) * SR))
 
-    def _commit(self, words: list[Word], *, new_utterance: bool) -> None:
+    def _commit(self, words: list[Word]) -> None:
         if not words:
             return
-        if new_utterance or not self._committed:
+        if self._utterance_over:
             self._utterance_starts.add(len(self._committed))
+            self._utterance_over = False
         self._committed_text += self._join(words, after=self._committed_text)
         self._committed_text = self._committed_text.lstrip()
         self._committed.extend(words)
 
-    def _trim(self, window: Window, result: Transcript) -> None:
-        """Cut a long window at the end of its last fully committed segment."""
-        if window.end - self._buf_start < self._opts.trim_after * SR or not self._committed:
+    def _trim(self) -> None:
+        """Keep at most ``keep_context`` s of committed audio before the uncommitted part: the
+        model hears how the speech led up to it, and the window stays short. Cut at the end of
+        a committed word, never inside one."""
+        limit = self._commit_sample / SR - self._opts.keep_context
+        if limit <= self._buf_start / SR:
             return
-        last_end = self._committed[-1].end
-        ends = [window.offset + s.end for s in result.segments if window.offset + s.end <= last_end + 0.01]
-        if ends:
-            self._cut(int(max(ends) * SR))
+        cut = None
+        for w in reversed(self._committed):
+            if w.end < limit:
+                break
+            cut = w.end
+        if cut is not None and cut * SR <= self._commit_sample:
+            self._cut(int(cut * SR))
 
     def _join(self, words: list[Word], after: str = "") -> str:
+        """Concatenate words as the model spelt them (its words carry their leading space);
+        a space is added only where a word without one follows text in a spaced language."""
         text = ""
         for w in words:
             piece = w.text
-            if self._spaced and (after or text) and not piece[:1].isspace():
+            if not text and after and self._spaced and piece[:1].isalnum() and not after[-1:].isspace():
                 piece = " " + piece
             text += piece
         return text
@@ -279,16 +313,24 @@ def _common_prefix(a: list[Word], b: list[Word]) -> int:
     return n
 
 
-def _drop_repeated_head(committed: list[Word], words: list[Word]) -> list[Word]:
-    """Drop words at the head that repeat the committed tail (the model re-reading its prompt)."""
-    if not committed or not words:
+def _after_committed(last: Word | None, words: list[Word]) -> list[Word]:
+    """The words of a hypothesis that come after the last committed word.
+
+    The window usually re-reads some committed audio (kept as context). The committed word is
+    found again in the hypothesis by its text near its time, so a re-read is dropped while the
+    same word said again right after it ("had had") is kept; failing that, time decides.
+    """
+    if last is None:
         return words
-    tail = [normalize(w.text) for w in committed[-5:]]
-    head = [normalize(w.text) for w in words[:5]]
-    for n in range(min(len(tail), len(head)), 0, -1):
-        if tail[-n:] == head[:n] and words[0].start < committed[-1].end + 1.0:
-            return words[n:]
-    return words
+    key = normalize(last.text)
+
+    def distance(w: Word) -> float:
+        return min(abs(w.start - last.start), abs(w.end - last.end))
+
+    near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
+    if near:
+        return words[words.index(min(near, key=distance)) + 1 :]
+    return [w for w in words if (w.start + w.end) / 2 >= last.end]
 
 
 def _is_hallucination(seg: Segment) -> bool:

@@ -8,7 +8,9 @@ model work happens where the call is made, not later in whoever iterates the res
 from __future__ import annotations
 
 import logging
+import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -94,6 +96,10 @@ class DecodeOptions:
     vad_filter: bool = False
     temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     condition_on_previous_text: bool = True
+    # Encoder context in seconds (None: Whisper's full 30 s). The encoder's cost is mostly fixed
+    # by this, not by the audio: a 10 s context runs several times faster than 30 s.
+    context_seconds: float | None = None
+    max_new_tokens: int | None = None  # bounds a repetition loop's cost
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -134,6 +140,38 @@ def resolve_model_source(model: str) -> tuple[str, str]:
         if embedded is not None:
             return EMBEDDED_MODEL, str(embedded)
     return model, model
+
+
+_context = threading.local()  # encoder frames for the call running on this thread
+_FULL_FRAMES = 3000
+
+
+def _install_short_context() -> None:
+    """Let a call choose its encoder length (faster-whisper always pads to 3000 frames).
+
+    CTranslate2's Whisper encoder accepts fewer frames; faster-whisper pads each 30 s segment
+    with ``pad_or_trim`` in ``transcribe.py``. We wrap that one function so the length comes from
+    the calling thread's setting, leaving all other faster-whisper logic as it is.
+    """
+    import faster_whisper.transcribe as fw
+
+    if getattr(fw.pad_or_trim, "_short_context", False):
+        return
+    original = fw.pad_or_trim
+
+    def pad_or_trim(array: np.ndarray, length: int = _FULL_FRAMES, *, axis: int = -1) -> np.ndarray:
+        return original(array, getattr(_context, "frames", None) or length, axis=axis)
+
+    pad_or_trim._short_context = True  # type: ignore[attr-defined]
+    fw.pad_or_trim = pad_or_trim
+
+
+def context_frames(audio_seconds: float, context_seconds: float | None) -> int | None:
+    """Encoder frames for a window: at least the audio plus 1 s, in 2 s steps, at most 30 s."""
+    if context_seconds is None:
+        return None
+    seconds = max(context_seconds, 2 * math.ceil((audio_seconds + 1.0) / 2))
+    return min(_FULL_FRAMES, int(seconds * 100))
 
 
 class Transcriber:
@@ -191,6 +229,9 @@ class Transcriber:
         For callers that want progress while a long file is decoded; the model runs as the
         iterator is consumed.
         """
+        frames = context_frames(len(audio) / 16000, options.context_seconds)
+        if frames is not None:
+            _install_short_context()
         segments, info = self._model.transcribe(
             audio,
             language=options.language or self.default_language,
@@ -200,14 +241,19 @@ class Transcriber:
             vad_filter=options.vad_filter,
             temperature=list(options.temperature),
             condition_on_previous_text=options.condition_on_previous_text,
+            max_new_tokens=options.max_new_tokens,
             **options.extra,
         )
         return (_convert(s) for s in segments), info.language, float(info.duration)
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> Transcript:
         """Blocking: transcribe ``audio`` (16 kHz mono float32) completely."""
-        segments, language, duration = self.iter_segments(audio, options)
-        return Transcript(tuple(segments), language, duration)
+        _context.frames = context_frames(len(audio) / 16000, options.context_seconds)
+        try:
+            segments, language, duration = self.iter_segments(audio, options)
+            return Transcript(tuple(segments), language, duration)
+        finally:
+            _context.frames = None
 
 
 def _convert(s: Any) -> Segment:

@@ -77,25 +77,26 @@ class VoiceActivity:
         self._speech = self._speech[drop:]
         self._first_frame += drop
 
-    def speech_bounds(self, start: int, end: int) -> tuple[int, int] | None:
+    def speech_bounds(self, start: int, end: int, min_speech: float | None = None) -> tuple[int, int] | None:
         """First speech onset and last speech end (samples) within ``[start, end)``, or None.
 
-        Bursts shorter than ``min_speech`` are ignored.
+        Bursts shorter than ``min_speech`` seconds (default: the options') are ignored.
         """
         lo = max(start // FRAME - self._first_frame, 0)
         hi = min(-(-end // FRAME) - self._first_frame, len(self._speech))
         if hi <= lo:
             return None
         runs = _runs(self._speech[lo:hi])
-        min_frames = max(1, round(self._opts.min_speech * 16000 / FRAME))
+        seconds = self._opts.min_speech if min_speech is None else min_speech
+        min_frames = max(1, round(seconds * 16000 / FRAME))
         runs = [(a, b) for a, b in runs if b - a >= min_frames]
         if not runs:
             return None
         base = (self._first_frame + lo) * FRAME
         return base + runs[0][0] * FRAME, base + runs[-1][1] * FRAME
 
-    def has_speech(self, start: int, end: int) -> bool:
-        return self.speech_bounds(start, end) is not None
+    def has_speech(self, start: int, end: int, min_speech: float | None = None) -> bool:
+        return self.speech_bounds(start, end, min_speech) is not None
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

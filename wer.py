@@ -9,7 +9,7 @@ _ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"
 
 def normalize_words(text: str) -> list[str]:
     """Lower-case words without punctuation; hyphenated words split; common titles spelt out."""
-    text = re.sub(r"[-–—_/]", " ", text.lower())
+    text = re.sub(r"[-–—_/]", " ", text.lower()).replace("’", "'")
     words = (re.sub(r"[^\w']", "", w).strip("'") for w in text.split())
     return [_ABBREVIATIONS.get(w, w) for w in words if w]
 

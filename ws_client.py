@@ -88,6 +88,8 @@ async def stream(
         ws = await asyncio.wait_for(
             websockets.connect(url, max_size=None, additional_headers=headers), timeout=10
         )
+    except websockets.InvalidStatus as e:
+        raise ClientError(f"the server refused the connection: HTTP {e.response.status_code}") from e
     except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake) as e:
         raise ClientError(f"no server at {url} ({e})") from e
 

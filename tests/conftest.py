@@ -38,13 +38,18 @@ def utterances() -> list[Utterance]:
     return librivox_utterances()
 
 
+def join_utterances(utterances: list[Utterance], pause: float = 1.0) -> tuple[np.ndarray, str]:
+    """Utterances joined with ``pause`` seconds of silence after each, and their reference text."""
+    parts: list[np.ndarray] = []
+    for u in utterances:
+        parts += [decode_file(u.wav), np.zeros(int(pause * SAMPLE_RATE), dtype=np.float32)]
+    return np.concatenate(parts), " ".join(u.text for u in utterances)
+
+
 @pytest.fixture(scope="session")
 def joined_speech(utterances: list[Utterance]) -> tuple[np.ndarray, str]:
     """The five utterances joined with 1 s pauses (about 30 s) and their reference text."""
-    parts: list[np.ndarray] = []
-    for u in utterances:
-        parts += [decode_file(u.wav), np.zeros(SAMPLE_RATE, dtype=np.float32)]
-    return np.concatenate(parts), " ".join(u.text for u in utterances)
+    return join_utterances(utterances)
 
 
 def free_port() -> int:

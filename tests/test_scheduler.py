@@ -241,11 +241,6 @@ def test_stop_without_start() -> None:
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stop() cancels the worker task, so the job already in the model is failed with "
-    "SchedulerClosed although its thread finishes it (docstring: 'Finish the jobs already running')",
-)
 def test_stop_finishes_the_running_job() -> None:
     model = FakeModel(delay=0.0)
     model.release.clear()

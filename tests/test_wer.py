@@ -69,9 +69,5 @@ def test_librivox_reference_against_itself(utterances: list) -> None:
     assert word_error_rate(first, " ".join(words[1:])) == pytest.approx(1 / len(words))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="normalize_words keeps ' inside words but deletes the typographic ’, so don’t != don't",
-)
 def test_typographic_apostrophe_is_an_apostrophe() -> None:
     assert word_error_rate("don't stop, it's fine", "Don’t stop, it’s fine.") == 0.0
