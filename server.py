@@ -105,6 +105,7 @@ async def transcribe_ws(websocket: WebSocket) -> None:
             decoder, policy, state.scheduler, outbox.send,
             language=params.language, max_seconds=config.max_session_seconds,
             context_seconds=config.encoder_context if config.encoder_context < 30 else None,
+            session_id=session_id,
         )  # fmt: skip
         await outbox.send(protocol.ready_message(session_id, transcriber.name, params))
         await _serve(websocket, session, config, outbox)

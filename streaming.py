@@ -54,7 +54,6 @@ class Window:
     start: int  # absolute sample index of audio[0]
     prompt: str
     final: bool  # commit everything it yields (pause or end of stream)
-    fresh: bool = False  # no committed audio before the new speech: the model hears it cold
 
     @property
     def end(self) -> int:
@@ -175,8 +174,7 @@ class StreamingPolicy:
 
     def _window(self, end: int, *, final: bool) -> Window:
         audio = self._buffer[: end - self._buf_start]
-        fresh = self._commit_sample <= self._buf_start
-        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final, fresh=fresh)
+        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final)
 
     def _prompt(self) -> str:
         """Committed text that lies before the window (whole words): context for the model."""
@@ -205,7 +203,7 @@ class StreamingPolicy:
     def apply(self, window: Window, result: Transcript) -> Update | None:
         """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
         before = (self._committed_text, self._tentative)
-        words = self._new_words(window, result)
+        words, anchored = self._new_words(window, result)
         if window.final:
             self._commit(words)
             self._utterance_over = True
@@ -215,7 +213,7 @@ class StreamingPolicy:
             # Words near a window's end are unreliable (cut mid-word, no context after them):
             # commit only those both hypotheses agree on and that had settled in the older one.
             settled = [w for w in self._hypothesis if w.end <= self._hypothesis_end - self._opts.settle]
-            agreed = _common_prefix(settled, words)
+            agreed = _common_prefix(settled, words) if anchored else 0
             self._commit(words[:agreed])
             self._hypothesis = self._tentative = words[agreed:]
             self._hypothesis_end = window.end / SR
@@ -232,7 +230,7 @@ class StreamingPolicy:
             tentative = tentative.lstrip()
         return Update(self._committed_text, tentative, self.audio_seconds)
 
-    def _new_words(self, window: Window, result: Transcript) -> list[Word]:
+    def _new_words(self, window: Window, result: Transcript) -> tuple[list[Word], bool]:
         """The hypothesis as absolute-time words after the committed ones, hallucinations out."""
         words: list[Word] = []
         for seg in result.segments:
@@ -242,7 +240,7 @@ class StreamingPolicy:
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
-        return _after_committed(self._committed[-1] if self._committed else None, words)
+        return _after_committed(self._committed[-1] if self._committed else None, words, window.offset)
 
     def _spoken(self, word: Word) -> bool:
         """Did voice activity see speech around this word? Words in silence are inventions."""
@@ -313,15 +311,18 @@ def _common_prefix(a: list[Word], b: list[Word]) -> int:
     return n
 
 
-def _after_committed(last: Word | None, words: list[Word]) -> list[Word]:
-    """The words of a hypothesis that come after the last committed word.
+def _after_committed(last: Word | None, words: list[Word], window_start: float) -> tuple[list[Word], bool]:
+    """The words of a hypothesis that come after the last committed word, and whether the
+    hypothesis re-read that word (is *anchored* to the committed text).
 
     The window usually re-reads some committed audio (kept as context). The committed word is
     found again in the hypothesis by its text near its time, so a re-read is dropped while the
-    same word said again right after it ("had had") is kept; failing that, time decides.
+    same word said again right after it ("had had") is kept. A hypothesis that does not contain
+    it may have skipped words at its start (a known failure on windows that begin mid-sentence):
+    its words are shown as tentative but never committed by agreement.
     """
-    if last is None:
-        return words
+    if last is None or last.end <= window_start + 0.05:
+        return words, True
     key = normalize(last.text)
 
     def distance(w: Word) -> float:
@@ -329,12 +330,19 @@ def _after_committed(last: Word | None, words: list[Word]) -> list[Word]:
 
     near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
     if near:
-        return words[words.index(min(near, key=distance)) + 1 :]
-    return [w for w in words if (w.start + w.end) / 2 >= last.end]
+        return words[words.index(min(near, key=distance)) + 1 :], True
+    return [w for w in words if w.end > last.end + 0.15], False
 
 
 def _is_hallucination(seg: Segment) -> bool:
-    if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
+    """Whisper's inventions: text continued from the prompt into a pause, loops, stock phrases.
+
+    Invented segments come with near-zero word probabilities (often squeezed into zero-length
+    words at the end of the window) and a low average log-probability.
+    """
+    if seg.words and sum(w.probability for w in seg.words) / len(seg.words) < 0.3:
+        return True
+    if seg.avg_logprob < -1.0 and seg.no_speech_prob > 0.2:
         return True
     if seg.compression_ratio > 2.4:  # repetition loops
         return True

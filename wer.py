@@ -14,9 +14,20 @@ def normalize_words(text: str) -> list[str]:
     return [_ABBREVIATIONS.get(w, w) for w in words if w]
 
 
+def _split_compounds(words: list[str], other: list[str]) -> list[str]:
+    """Spell a closed compound ("coldhearted") as two words where the other text has them
+    ("cold hearted"): the same word in another spelling is not an error."""
+    pairs = {a + b: (a, b) for a, b in zip(other, other[1:])}
+    out: list[str] = []
+    for w in words:
+        out.extend(pairs.get(w, (w,)))
+    return out
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """(substitutions + deletions + insertions) / reference words, after normalising both."""
     ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    ref, hyp = _split_compounds(ref, hyp), _split_compounds(hyp, ref)
     if not ref:
         return 0.0 if not hyp else 1.0
     previous = list(range(len(hyp) + 1))
