@@ -213,7 +213,10 @@ class StreamingPolicy:
             # Words near a window's end are unreliable (cut mid-word, no context after them):
             # commit only those both hypotheses agree on and that had settled in the older one.
             settled = [w for w in self._hypothesis if w.end <= self._hypothesis_end - self._opts.settle]
-            agreed = _common_prefix(settled, words) if anchored else 0
+            # Unanchored hypotheses are trusted again once the window has grown well past its
+            # context: better than waiting for a pause that may not come.
+            trusted = anchored or window.seconds > self._opts.keep_context + 6
+            agreed = _common_prefix(settled, words) if trusted else 0
             self._commit(words[:agreed])
             self._hypothesis = self._tentative = words[agreed:]
             self._hypothesis_end = window.end / SR
@@ -240,7 +243,7 @@ class StreamingPolicy:
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
-        return _after_committed(self._committed[-1] if self._committed else None, words, window.offset)
+        return _after_committed(self._committed[-3:], words, window.offset)
 
     def _spoken(self, word: Word) -> bool:
         """Did voice activity see speech around this word? Words in silence are inventions."""
@@ -311,26 +314,32 @@ def _common_prefix(a: list[Word], b: list[Word]) -> int:
     return n
 
 
-def _after_committed(last: Word | None, words: list[Word], window_start: float) -> tuple[list[Word], bool]:
-    """The words of a hypothesis that come after the last committed word, and whether the
-    hypothesis re-read that word (is *anchored* to the committed text).
+def _after_committed(tail: list[Word], words: list[Word], window_start: float) -> tuple[list[Word], bool]:
+    """The words of a hypothesis that come after the committed ones, and whether the
+    hypothesis re-read one of the last committed words (is *anchored* to the committed text).
 
-    The window usually re-reads some committed audio (kept as context). The committed word is
+    The window usually re-reads some committed audio (kept as context). A committed word is
     found again in the hypothesis by its text near its time, so a re-read is dropped while the
-    same word said again right after it ("had had") is kept. A hypothesis that does not contain
-    it may have skipped words at its start (a known failure on windows that begin mid-sentence):
-    its words are shown as tentative but never committed by agreement.
+    same word said again right after it ("had had") is kept. The last three committed words
+    are tried, latest first, since the model may re-spell the very last one. A hypothesis
+    anchored to none of them may have skipped words at its start (a known failure on windows
+    that begin mid-sentence): the caller shows its words but does not commit them by agreement.
     """
-    if last is None or last.end <= window_start + 0.05:
+    if not tail or tail[-1].end <= window_start + 0.05:
         return words, True
-    key = normalize(last.text)
+    last = tail[-1]
+    for anchor in reversed(tail[-3:]):
+        if anchor.end <= window_start + 0.05:
+            break
+        key = normalize(anchor.text)
 
-    def distance(w: Word) -> float:
-        return min(abs(w.start - last.start), abs(w.end - last.end))
+        def distance(w: Word, anchor: Word = anchor) -> float:
+            return min(abs(w.start - anchor.start), abs(w.end - anchor.end))
 
-    near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
-    if near:
-        return words[words.index(min(near, key=distance)) + 1 :], True
+        near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
+        if near:
+            rest = words[words.index(min(near, key=distance)) + 1 :]
+            return [w for w in rest if anchor is last or w.end > last.end + 0.15], True
     return [w for w in words if w.end > last.end + 0.15], False
 
 
