@@ -205,6 +205,10 @@ class StreamingPolicy:
         before = (self._committed_text, self._tentative)
         words, anchored = self._new_words(window, result)
         if window.final:
+            if not anchored and self._hypothesis:
+                # This pass may have skipped words at its start: keep what the last hypothesis
+                # heard there, and take from this one only what comes after it.
+                words = self._hypothesis + _after_committed(self._hypothesis[-3:], words, window.offset)[0]
             self._commit(words)
             self._utterance_over = True
             self._hypothesis, self._tentative = [], []
