@@ -56,6 +56,7 @@ class LiveSession:
         language: str | None,
         max_seconds: float,
         context_seconds: float | None = None,
+        decode_timeout: float = 0.0,
         session_id: str = "-",
     ) -> None:
         self._decoder = decoder
@@ -66,8 +67,11 @@ class LiveSession:
         self._context_seconds = context_seconds
         self._id = session_id
         self._max_samples = int(max_seconds * SR)
+        self._decode_timeout = decode_timeout or None  # None: wait for the decoder forever
         self._wake = asyncio.Event()
         self._input_ended = False
+        self._ended = asyncio.Event()  # set with _input_ended; starts the decoder's deadline
+        self._decoder_stalled = False
         self.limit_reached = False
 
     @property
@@ -75,33 +79,58 @@ class LiveSession:
         return self._policy.audio_seconds
 
     async def feed(self, data: bytes) -> None:
-        """Encoded bytes from the client; ignored once the input has ended."""
+        """Encoded bytes from the client; ignored once the input has ended.
+
+        A decoder that takes no input for ``decode_timeout`` seconds (ffmpeg hung: its stdin
+        pipe stays full) ends the session with ``internal`` instead of blocking it forever."""
         if self._input_ended:
             return
         try:
-            await self._decoder.feed(data)
+            await asyncio.wait_for(self._decoder.feed(data), self._decode_timeout)
         except DecodeError as e:
             raise ProtocolError("bad_audio", f"cannot decode the audio: {e}") from e
+        except DecoderFailure as e:
+            raise ProtocolError("internal", f"the audio decoder failed: {e}") from e
+        except asyncio.TimeoutError as e:
+            raise ProtocolError("internal", "the audio decoder stopped taking input") from e
 
     async def end_input(self) -> None:
         """No more audio (``eof``, limit or shutdown): let the decoder flush what it holds."""
-        if not self._input_ended:
-            self._input_ended = True
-            await self._decoder.close()
+        if self._input_ended:
+            return
+        self._input_ended = True
+        self._ended.set()
+        try:
+            await asyncio.wait_for(self._decoder.close(), self._decode_timeout)
+        except asyncio.TimeoutError as e:
+            raise ProtocolError("internal", "the audio decoder stopped taking input") from e
 
     async def run(self) -> FinalTranscript:
         """Decode and transcribe until the input ends; return the final transcript."""
         decoding = asyncio.create_task(self._decode())
+        watchdog = asyncio.create_task(self._watch(decoding))
         try:
             await self._update_loop(decoding)
             await decoding  # raises the decoder's error, if it had one
             await self._flush()
             return self._policy.finish()
         finally:
-            decoding.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await decoding
+            for task in (watchdog, decoding):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await self._decoder.aclose()
+
+    async def _watch(self, decoding: asyncio.Task[None]) -> None:
+        """Once the input has ended, the decoder has ``decode_timeout`` seconds to flush and
+        finish; a hung ffmpeg (stopped, deadlocked) would otherwise hold the session forever."""
+        await self._ended.wait()
+        if self._decode_timeout is None:
+            return
+        _, pending = await asyncio.wait({decoding}, timeout=self._decode_timeout)
+        if pending:
+            self._decoder_stalled = True
+            self._wake.set()
 
     async def _decode(self) -> None:
         try:
@@ -124,6 +153,10 @@ class LiveSession:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._decoder_stalled:
+                raise ProtocolError(
+                    "internal", f"the audio decoder did not finish in {self._decode_timeout:g} s"
+                )
             if decoding.done():
                 return
             window = self._policy.pending_window()

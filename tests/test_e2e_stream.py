@@ -85,7 +85,8 @@ def test_two_sessions_and_silence_and_noise_at_once(
     speech_a, speech_b, quiet, hiss = asyncio.run(all_at_once())
     for result in (speech_a, speech_b):
         assert_protocol_invariants(result)
-        assert word_error_rate(reference, result.final["text"]) <= offline_wer + 0.05
+        live_wer = word_error_rate(reference, result.final["text"])
+        assert live_wer <= offline_wer + 0.05, (live_wer, offline_wer, result.final["text"])
     for result in (quiet, hiss):
         assert_protocol_invariants(result)
         assert result.final["text"] == "" and result.final["segments"] == []
