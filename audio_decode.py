@@ -112,20 +112,22 @@ class FfmpegStreamDecoder:
         self._proc = proc
         self._stderr: list[bytes] = []
         self._stderr_task = asyncio.create_task(self._drain_stderr())
-        self._stdin_closed = False
+        self._stdin_closed = proc.stdin is None
 
     @classmethod
-    async def start(cls) -> FfmpegStreamDecoder:
-        """Spawn ffmpeg, reading from stdin; small probe sizes so output starts promptly."""
-        cmd = [
-            find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error",
-            "-probesize", "4096", "-analyzeduration", "0",
-            "-i", "pipe:0", "-flush_packets", "1", *_output_args(),
-        ]  # fmt: skip
+    async def start(cls, path: str | Path | None = None) -> FfmpegStreamDecoder:
+        """Spawn ffmpeg reading stdin (small probe sizes so output starts promptly), or the file
+        at ``path`` (seekable: MP4/M4A with their index at the end decode only this way)."""
+        if path is None:
+            source = ["-probesize", "4096", "-analyzeduration", "0", "-i", "pipe:0", "-flush_packets", "1"]
+        else:
+            # The file protocol only: an uploaded playlist cannot make ffmpeg fetch URLs.
+            source = ["-protocol_whitelist", "file", "-i", f"file:{path}"]
+        cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", *source, *_output_args()]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
-                stdin=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.PIPE if path is None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )

@@ -9,7 +9,6 @@ queue here serves sessions round-robin.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +36,19 @@ class SchedulerStats:
     busy_seconds: float
 
 
+@dataclass(frozen=True)
+class JobTiming:
+    """How one model call went: for metrics (see :meth:`Scheduler.add_listener`)."""
+
+    waited: float  # seconds queued before a worker took it
+    ran: float  # seconds in the model
+    audio_seconds: float
+    failed: bool
+
+
+JobListener = Callable[[JobTiming], None]
+
+
 @dataclass
 class _Job:
     audio: np.ndarray
@@ -58,6 +70,11 @@ class Scheduler:
         self._done = 0
         self._busy = 0.0
         self._closed = False
+        self._listeners: list[JobListener] = []
+
+    def add_listener(self, listener: JobListener) -> None:
+        """Call ``listener`` (on the event loop, so it must be quick) after every model call."""
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
@@ -95,8 +112,10 @@ class Scheduler:
                 continue
             started = time.perf_counter()
             self._running += 1
+            failed = True
             try:
                 result = await loop.run_in_executor(self._pool, self._transcribe, job.audio, job.options)
+                failed = False
             except Exception as e:  # noqa: BLE001 - handed to the waiting session, not swallowed
                 if not job.future.done():
                     job.future.set_exception(e)
@@ -104,6 +123,10 @@ class Scheduler:
                 if not job.future.done():
                     job.future.set_result(result)
             finally:
+                ran = time.perf_counter() - started
                 self._running -= 1
                 self._done += 1
-                self._busy += time.perf_counter() - started
+                self._busy += ran
+                timing = JobTiming(started - job.queued_at, ran, len(job.audio) / 16000, failed)
+                for listener in self._listeners:
+                    listener(timing)

@@ -142,7 +142,8 @@ class StreamingPolicy:
         With ``final=True`` (end of stream) all remaining audio is returned, to be committed.
         """
         total = self.total_samples
-        if final and self._hypothesis and not self._vad.has_speech(self._last_window_end, total, min_speech=0):
+        no_new_speech = not self._vad.has_speech(self._last_window_end, total, min_speech=0)
+        if final and self._hypothesis and no_new_speech:
             # The last hypothesis already covered all the speech: commit it without a model call.
             self._commit(self._hypothesis)
             self._commit_sample = total

@@ -72,6 +72,9 @@ class Segment:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     compression_ratio: float = 1.0
+    temperature: float = 0.0  # the decoding temperature that produced it (> 0: a fallback)
+    tokens: tuple[int, ...] = ()
+    seek: int = 0  # start of the 30 s window it was decoded in, in 10 ms frames
 
 
 @dataclass(frozen=True)
@@ -177,11 +180,14 @@ def context_frames(audio_seconds: float, context_seconds: float | None) -> int |
 class Transcriber:
     """One loaded faster-whisper model, shared by every session of the process."""
 
-    def __init__(self, model: Any, name: str, device: str, compute_type: str) -> None:
+    def __init__(
+        self, model: Any, name: str, device: str, compute_type: str, load_seconds: float | None = None
+    ) -> None:
         self._model = model
         self.name = name
         self.device = device
         self.compute_type = compute_type
+        self.load_seconds = load_seconds  # how long :meth:`load` took (None: built another way)
 
     @classmethod
     def load(cls, config: ModelConfig) -> Transcriber:
@@ -200,17 +206,15 @@ class Transcriber:
                 cpu_threads=config.cpu_threads or (os.cpu_count() or 1),
                 num_workers=config.num_workers,
             )
-        except Exception as e:  # noqa: BLE001 - any load failure becomes one clear line
+        except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(
                 f"cannot load model {config.model!r} (tried {source!r} on device "
                 f"{config.device!r}, compute type {config.compute_type!r}): {first}"
             ) from e
-        log.info(
-            "loaded model %s from %s on %s/%s in %.2f s",
-            name, source, device, compute_type, time.perf_counter() - started,
-        )  # fmt: skip
-        return cls(model, name, device, compute_type)
+        seconds = time.perf_counter() - started
+        log.info("loaded model %s from %s on %s/%s in %.2f s", name, source, device, compute_type, seconds)
+        return cls(model, name, device, compute_type, seconds)
 
     @property
     def supported_languages(self) -> list[str]:
@@ -266,6 +270,9 @@ def _convert(s: Any) -> Segment:
         avg_logprob=float(s.avg_logprob),
         no_speech_prob=float(s.no_speech_prob),
         compression_ratio=float(s.compression_ratio),
+        temperature=float(s.temperature or 0.0),
+        tokens=tuple(s.tokens or ()),
+        seek=int(s.seek or 0),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 _ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint", "ms": "miss"}
 
@@ -17,7 +18,7 @@ def normalize_words(text: str) -> list[str]:
 def _split_compounds(words: list[str], other: list[str]) -> list[str]:
     """Spell a closed compound ("coldhearted") as two words where the other text has them
     ("cold hearted"): the same word in another spelling is not an error."""
-    pairs = {a + b: (a, b) for a, b in zip(other, other[1:])}
+    pairs = {a + b: (a, b) for a, b in pairwise(other)}
     out: list[str] = []
     for w in words:
         out.extend(pairs.get(w, (w,)))

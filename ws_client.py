@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import websockets
 from websockets.exceptions import ConnectionClosed
 
 from audio_decode import SAMPLE_RATE, encode_audio
-
-import numpy as np
 
 
 class ClientError(Exception):
