@@ -1,0 +1,140 @@
+"""Start a real server for a benchmark: uvicorn in a subprocess on a free port, ready when
+``/health`` answers 200 (as ``tests/conftest.py`` does), with a log the benchmark parses.
+
+The log (``server.log`` in the given folder) has one line per record,
+``<unix time> <logger> <level> <message>``, with the ``session`` logger at DEBUG (one line per
+model update, with the window it covered) and, for the timed app, ``bench.compute`` at DEBUG
+(one line per model call, with its compute time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import ROOT
+
+BENCH = Path(__file__).resolve().parent
+
+
+@dataclass
+class BenchServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/transcribe"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log_config(folder: Path) -> tuple[Path, Path]:
+    log = folder / "server.log"
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(created).4f %(name)s %(levelname)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "plain"}},
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "loggers": {"session": {"level": "DEBUG"}, "bench.compute": {"level": "DEBUG"}},
+    }
+    path = folder / "log_config.json"
+    path.write_text(json.dumps(config))
+    return path, log
+
+
+def start(
+    folder: Path, *, timed: bool = True, env: dict[str, str] | None = None, timeout: float = 120
+) -> BenchServer:
+    """``uvicorn server:app`` (or, ``timed``, the same app with timed model calls)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    config, log = _log_config(folder)
+    app = ["--app-dir", str(BENCH), "--factory", "_timed_app:create"] if timed else ["server:app"]
+    out = folder / "server.out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port),
+         "--log-config", str(config)],
+        cwd=ROOT, stdout=out.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {out.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return BenchServer(proc, port, log)
+        except OSError:
+            time.sleep(0.1)  # polling interval while the server is not yet listening
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"server not ready in {timeout} s: {out.read_text()[-2000:]}")
+
+
+def stop(server: BenchServer) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+# -- the log ---------------------------------------------------------------------------------
+
+_UPDATE = re.compile(r"^session (\w+): window ([\d.]+)-([\d.]+)( final)? heard")
+_CALL = re.compile(r"^call start=([\d.]+) took=([\d.]+) audio=([\d.]+) context=(\S+) beam=(\d+)")
+
+
+@dataclass(frozen=True)
+class LoggedUpdate:
+    at: float  # unix time the update was applied (after its model call returned)
+    session: str
+    start: float  # window, seconds of session audio
+    end: float
+    final: bool
+
+
+@dataclass(frozen=True)
+class LoggedCall:
+    started: float  # unix time
+    took: float
+    audio: float  # window seconds
+    context: float | None
+
+
+def read_log(log: Path) -> tuple[list[LoggedUpdate], list[LoggedCall]]:
+    """The per-update and per-call lines of a server log."""
+    updates: list[LoggedUpdate] = []
+    calls: list[LoggedCall] = []
+    for line in log.read_text(errors="replace").splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) < 4:
+            continue
+        created, name, _, message = parts
+        if name == "session" and (m := _UPDATE.match(message)):
+            updates.append(LoggedUpdate(float(created), m[1], float(m[2]), float(m[3]), bool(m[4])))
+        elif name == "bench.compute" and (m := _CALL.match(message)):
+            ctx = None if m[4] == "None" else float(m[4])
+            calls.append(LoggedCall(float(m[1]), float(m[2]), float(m[3]), ctx))
+    return updates, calls

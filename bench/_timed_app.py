@@ -1,0 +1,43 @@
+"""The real server app with one addition for the benchmark: every model call is timed.
+
+``uvicorn --factory _timed_app:create`` (with ``bench/`` as ``--app-dir``) serves exactly
+``server.create_app()``: the same lifespan, scheduler, sessions and protocol. The only
+difference is the transcriber, a subclass whose ``transcribe`` logs its wall time, the window
+length and encoder context at DEBUG on the ``bench.compute`` logger — the server itself does
+not report per-call compute (its scheduler counts busy seconds but exposes them nowhere).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from fastapi import FastAPI
+
+import server
+from config import ServerConfig
+from transcriber import DecodeOptions, Transcriber, Transcript
+
+log = logging.getLogger("bench.compute")
+_DEFAULT = DecodeOptions()
+
+
+class TimedTranscriber(Transcriber):
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions = _DEFAULT) -> Transcript:
+        started = time.time()
+        t = time.perf_counter()
+        try:
+            return super().transcribe(audio, options)
+        finally:
+            took = time.perf_counter() - t
+            log.debug(
+                "call start=%.4f took=%.4f audio=%.3f context=%s beam=%d",
+                started, took, len(audio) / 16000, options.context_seconds, options.beam_size,
+            )  # fmt: skip
+
+
+def create() -> FastAPI:
+    """The app, configured from ``STT_*`` as ``server:app`` is, with the timed transcriber."""
+    config = ServerConfig.from_env()
+    return server.create_app(config, TimedTranscriber.load(config.model))
