@@ -10,41 +10,18 @@ model update, with the window it covered) and, for the timed app, ``bench.comput
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT  # noqa: F401  (puts the project on sys.path)
+
+from devserver import RunningServer, start_server, stop_server
 
 BENCH = Path(__file__).resolve().parent
 
 
-@dataclass
-class BenchServer:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/transcribe"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+BenchServer = RunningServer
 
 
 def _log_config(folder: Path) -> tuple[Path, Path]:
@@ -67,37 +44,15 @@ def start(
 ) -> BenchServer:
     """``uvicorn server:app`` (or, ``timed``, the same app with timed model calls)."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
     config, log = _log_config(folder)
     app = ["--app-dir", str(BENCH), "--factory", "_timed_app:create"] if timed else ["server:app"]
-    out = folder / "server.out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port),
-         "--log-config", str(config)],
-        cwd=ROOT, stdout=out.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {out.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return BenchServer(proc, port, log)
-        except OSError:
-            time.sleep(0.1)  # polling interval while the server is not yet listening
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"server not ready in {timeout} s: {out.read_text()[-2000:]}")
+    server = start_server(folder / "server.out", app=app, uvicorn_args=["--log-config", str(config)],
+                          env=env, timeout=timeout)  # fmt: skip
+    server.log = log  # the benchmark parses the log-config's file, not stdout
+    return server
 
 
-def stop(server: BenchServer) -> None:
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+stop = stop_server
 
 
 # -- the log ---------------------------------------------------------------------------------
