@@ -113,6 +113,7 @@ class FfmpegStreamDecoder:
         self._stderr: list[bytes] = []
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         self._stdin_closed = proc.stdin is None
+        self._iterating = False  # an ``async for`` is reading stdout (feed must not read it too)
 
     @classmethod
     async def start(cls, path: str | Path | None = None) -> FfmpegStreamDecoder:
@@ -149,16 +150,28 @@ class FfmpegStreamDecoder:
         return _ffmpeg_reason(b"".join(self._stderr).decode(errors="replace"))
 
     async def feed(self, data: bytes) -> None:
-        """Write encoded bytes; a dead ffmpeg means the input was refused."""
+        """Write encoded bytes; a dead ffmpeg means the input was refused (:class:`DecodeError`),
+        or, when a signal killed it, that the decoder failed (:class:`DecoderFailure`)."""
         if self._stdin_closed or not data:
             return
         assert self._proc.stdin is not None
         try:
+            if self._proc.stdin.is_closing():  # ffmpeg is gone; uvloop raises RuntimeError on a write
+                raise BrokenPipeError("ffmpeg's stdin is closed")
             self._proc.stdin.write(data)
             await self._proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as e:
-            await self._reap()
-            raise DecodeError(self._reason()) from e
+            if self._iterating:  # the iterator reads stdout to its end: only wait for the exit
+                await self._proc.wait()
+            else:
+                await self._reap()
+            raise self._exit_error() from e
+
+    def _exit_error(self) -> DecodeError | DecoderFailure:
+        code = self._proc.returncode
+        if code is not None and code < 0:
+            return DecoderFailure(f"ffmpeg was killed (signal {-code})")
+        return DecodeError(self._reason())
 
     async def close(self) -> None:
         """No more input: close stdin so ffmpeg flushes what it holds and exits."""
@@ -172,19 +185,21 @@ class FfmpegStreamDecoder:
 
     async def __aiter__(self) -> AsyncIterator[np.ndarray]:
         assert self._proc.stdout is not None
+        self._iterating = True
         rest = b""
-        while chunk := await self._proc.stdout.read(_READ_BYTES):
-            chunk = rest + chunk
-            usable = len(chunk) // 4 * 4
-            rest = chunk[usable:]
-            if usable:
-                yield np.frombuffer(chunk[:usable], dtype="<f4").astype(np.float32)
+        try:
+            while chunk := await self._proc.stdout.read(_READ_BYTES):
+                chunk = rest + chunk
+                usable = len(chunk) // 4 * 4
+                rest = chunk[usable:]
+                if usable:
+                    yield np.frombuffer(chunk[:usable], dtype="<f4").astype(np.float32)
+        finally:
+            self._iterating = False
         code = await self._proc.wait()
         await self._stderr_task
         if code != 0:
-            if code < 0:
-                raise DecoderFailure(f"ffmpeg was killed (signal {-code})")
-            raise DecodeError(self._reason())
+            raise self._exit_error()
 
     async def _reap(self) -> None:
         """Wait for ffmpeg's exit. Its stdout is read to the end first: asyncio's ``wait()``

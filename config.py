@@ -1,4 +1,4 @@
-"""Server settings, read once from ``STT_*`` environment variables (see the README's table)."""
+"""Server settings, read once from ``STT_*`` environment variables (table: docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,20 @@ def _number(env: dict[str, str], name: str, default: float, kind: type = float) 
         value = kind(raw)
     except ValueError as e:
         raise ConfigError(f"STT_{name} must be a number, not {raw!r}") from e
-    if value < 0:
+    if not value >= 0:  # also refuses NaN
         raise ConfigError(f"STT_{name} must not be negative, not {raw!r}")
     return value
+
+
+def _origins(env: dict[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "ALLOWED_ORIGINS", "*")
+    origins = tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+    if not origins:
+        raise ConfigError("STT_ALLOWED_ORIGINS must name at least one origin (or '*' for any)")
+    for origin in origins:
+        if origin != "*" and "://" not in origin:
+            raise ConfigError(f"STT_ALLOWED_ORIGINS: {origin!r} is not an origin like https://example.com")
+    return origins
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,16 @@ class ServerConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     max_frame_bytes: int = 1 << 20  # a larger binary frame closes the session with 1009
     max_session_seconds: float = 7200.0  # audio per session; then final + 1000
+    max_session_wall_seconds: float = 10800.0  # wall clock per session; then final + 1000 (0: none)
     max_sessions: int = 16  # past it: busy + 1013
-    idle_timeout: float = 60.0  # no frame for this long: final + 1000 (0: never)
+    idle_timeout: float = 60.0  # no frame for this long: timeout, final + 1000 (0: never)
+    max_audio_rate: float = 4.0  # sustained audio seconds per wall second (0: unlimited)
+    audio_burst_seconds: float = 30.0  # audio a session may send at once before the rate applies
+    send_timeout: float = 30.0  # a reply blocked this long (client not reading): session ends
+    decode_timeout: float = 10.0  # ffmpeg not taking input / not finishing this long: internal
+    shutdown_grace: float = 10.0  # on SIGTERM/SIGINT: time for live sessions to send their final
+    token: str | None = field(default=None, repr=False)  # access token (None: no token needed)
+    allowed_origins: tuple[str, ...] = ("*",)  # Origin values allowed to open WebSockets
     scheduler_workers: int = 1  # model calls running at once
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
 
@@ -48,8 +67,16 @@ class ServerConfig:
             model=model,
             max_frame_bytes=int(_number(env, "MAX_FRAME_BYTES", cls.max_frame_bytes, int)),
             max_session_seconds=_number(env, "MAX_SESSION_SECONDS", cls.max_session_seconds),
+            max_session_wall_seconds=_number(env, "MAX_SESSION_WALL_SECONDS", cls.max_session_wall_seconds),
             max_sessions=int(_number(env, "MAX_SESSIONS", cls.max_sessions, int)),
             idle_timeout=_number(env, "IDLE_TIMEOUT", cls.idle_timeout),
+            max_audio_rate=_number(env, "MAX_AUDIO_RATE", cls.max_audio_rate),
+            audio_burst_seconds=_number(env, "AUDIO_BURST_SECONDS", cls.audio_burst_seconds),
+            send_timeout=_number(env, "SEND_TIMEOUT", cls.send_timeout),
+            decode_timeout=_number(env, "DECODE_TIMEOUT", cls.decode_timeout),
+            shutdown_grace=_number(env, "SHUTDOWN_GRACE", cls.shutdown_grace),
+            token=_get(env, "TOKEN", "").strip() or None,
+            allowed_origins=_origins(env),
             scheduler_workers=int(_number(env, "SCHEDULER_WORKERS", cls.scheduler_workers, int)),
             encoder_context=_number(env, "ENCODER_CONTEXT", cls.encoder_context),
         )

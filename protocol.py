@@ -126,5 +126,6 @@ def parse_control(text: str) -> str:
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError("bad_message", 'text frames must be JSON objects with a "type"')
     if msg["type"] != "eof":
-        raise ProtocolError("bad_message", f"unknown message type {msg['type']!r}")
+        shown = msg["type"] if len(msg["type"]) <= 40 else msg["type"][:40] + "…"  # no echo of big input
+        raise ProtocolError("bad_message", f"unknown message type {shown!r}")
     return "eof"

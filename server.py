@@ -14,15 +14,18 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import protocol
+import security
 from audio_decode import DecoderFailure, open_decoder
 from config import ServerConfig
+from lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, ShutdownHook, drain
+from limits import AudioRate, AudioRateGate
+from outbox import Outbox
 from protocol import ProtocolError
 from scheduler import Scheduler, SchedulerClosed
 from session import LiveSession
@@ -54,12 +57,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.transcriber = transcriber
     app.state.vad_probability = probability
     app.state.sessions = {}
+    app.state.draining = False
     app.state.scheduler = Scheduler(transcriber.transcribe, workers=config.scheduler_workers)
     await app.state.scheduler.start()
+    remove_redaction = security.install_log_redaction()
+    hook = ShutdownHook(lambda: _drain(app))
+    hook.install()
     try:
         yield
     finally:
+        hook.uninstall()
+        await _drain(app)  # sessions still open here (stopped without a signal) get their final
         await app.state.scheduler.stop()
+        remove_redaction()
+
+
+async def _drain(app: FastAPI) -> None:
+    """Refuse new sessions; let every live one finish with ``final`` + 1001 (bounded wait)."""
+    app.state.draining = True
+    await drain(app.state.sessions.values(), app.state.config.shutdown_grace)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -70,7 +86,7 @@ async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse(
         {
-            "status": "ok",
+            "status": "shutting_down" if state.draining else "ok",
             "model": transcriber.name,
             "device": transcriber.device,
             "compute_type": transcriber.compute_type,
@@ -84,19 +100,22 @@ async def transcribe_ws(websocket: WebSocket) -> None:
     state = websocket.app.state
     config: ServerConfig = state.config
     transcriber: Transcriber = state.transcriber
-    outbox = _Outbox(websocket)
+    session_id = uuid.uuid4().hex[:12]
+    outbox = Outbox(websocket, config.send_timeout, session_id)
     try:
+        security.check_websocket(websocket, config)  # before anything else is read or said
         params = protocol.parse_params(
             websocket.query_params, transcriber.supported_languages, transcriber.default_language
         )
+        if state.draining:
+            raise ProtocolError("busy", "the server is shutting down")
         if len(state.sessions) >= config.max_sessions:
             raise ProtocolError("busy", f"the server is at its limit of {config.max_sessions} sessions")
     except ProtocolError as e:
         await outbox.fail(e)
         return
-    session_id = uuid.uuid4().hex[:12]
-    state.sessions[session_id] = websocket
-    session: LiveSession | None = None
+    connection = LiveConnection(session_id)
+    state.sessions[session_id] = connection
     try:
         decoder = await open_decoder(params.format, params.sample_rate)
         vad = VoiceActivity(state.vad_probability)
@@ -105,10 +124,10 @@ async def transcribe_ws(websocket: WebSocket) -> None:
             decoder, policy, state.scheduler, outbox.send,
             language=params.language, max_seconds=config.max_session_seconds,
             context_seconds=config.encoder_context if config.encoder_context < 30 else None,
-            session_id=session_id,
+            decode_timeout=config.decode_timeout, session_id=session_id,
         )  # fmt: skip
         await outbox.send(protocol.ready_message(session_id, transcriber.name, params))
-        await _serve(websocket, session, config, outbox)
+        await _serve(websocket, session, connection, config, outbox)
     except WebSocketDisconnect:
         log.info("session %s: client went away", session_id)
     except ProtocolError as e:
@@ -117,31 +136,74 @@ async def transcribe_ws(websocket: WebSocket) -> None:
         await outbox.fail(ProtocolError("internal", str(e)))
     finally:
         state.sessions.pop(session_id, None)
+        connection.mark_done()
 
 
-async def _serve(websocket: WebSocket, session: LiveSession, config: ServerConfig, outbox: _Outbox) -> None:
-    """Run the receive loop beside the session task until one ends; then finish both."""
-    receiver = asyncio.create_task(_receive(websocket, session, config, outbox))
+async def _serve(
+    websocket: WebSocket,
+    session: LiveSession,
+    connection: LiveConnection,
+    config: ServerConfig,
+    outbox: Outbox,
+) -> None:
+    """Run the receive loop beside the session task until one ends (or the server stops the
+    session: shutdown, wall-clock limit); then finish both and send the final."""
+    stopping = asyncio.Event()  # the receiver's own stop check: wait_for (3.11) may swallow a cancel
+    receiver = asyncio.create_task(_receive(websocket, session, config, outbox, stopping))
     worker = asyncio.create_task(session.run())
+    stopper = asyncio.create_task(connection.stop_requested())
+    tasks = (receiver, worker, stopper)
     try:
-        done, _ = await asyncio.wait({receiver, worker}, return_when=asyncio.FIRST_COMPLETED)
-        if receiver in done and receiver.result() == "idle":  # result() raises: gone, bad frame
-            await outbox.send(protocol.error_message("timeout", f"no audio for {config.idle_timeout:g} s"))
-            await session.end_input()
+        done, _ = await asyncio.wait(
+            tasks, timeout=config.max_session_wall_seconds or None, return_when=asyncio.FIRST_COMPLETED
+        )
+        close_code = protocol.NORMAL
+        if receiver in done:
+            if receiver.result() == "idle":  # result() raises: gone, bad frame
+                await outbox.send(
+                    protocol.error_message("timeout", f"no audio for {config.idle_timeout:g} s")
+                )
+        elif worker not in done:  # stopped by the server: audio already received still counts
+            reason = stopper.result() if stopper in done else WALL_LIMIT
+            log.info("session %s: ending (%s)", connection.session_id, reason)
+            close_code = protocol.GOING_AWAY if reason == SHUTDOWN else protocol.NORMAL
+            stopping.set()
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+        await session.end_input()
         final: FinalTranscript = await worker
         await outbox.send(protocol.final_message(final))
-        await outbox.close(protocol.NORMAL)
+        await outbox.close(close_code)
     finally:
-        for task in (receiver, worker):
+        stopping.set()
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: tuple[asyncio.Task[object], ...]) -> None:
+    """Cancel ``tasks`` and wait for them. Cancels again while one runs on: Python 3.11's
+    ``wait_for`` drops a cancellation that arrives as its awaitable completes."""
+    pending = [t for t in tasks if not t.done()]
+    while pending:
+        for task in pending:
             task.cancel()
-        for task in (receiver, worker):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.wait(pending, timeout=0.5)
+        pending = [t for t in pending if not t.done()]
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: the session's outcome was handled already
 
 
-async def _receive(websocket: WebSocket, session: LiveSession, config: ServerConfig, outbox: _Outbox) -> str:
-    """Feed binary frames to the session until ``eof`` (or ``idle``); the only socket reader."""
-    while True:
+async def _receive(
+    websocket: WebSocket, session: LiveSession, config: ServerConfig, outbox: Outbox, stopping: asyncio.Event
+) -> str:
+    """Feed binary frames to the session until ``eof`` (or ``idle``); the only socket reader.
+
+    Audio beyond the rate limit is not refused but waited for: while the gate says so, nothing
+    is read from the socket, so the client's sends block (TCP backpressure)."""
+    loop = asyncio.get_running_loop()
+    gate = AudioRateGate(AudioRate(config.max_audio_rate, config.audio_burst_seconds), loop.time())
+    while not stopping.is_set():
         try:
             message = await asyncio.wait_for(websocket.receive(), config.idle_timeout or None)
         except asyncio.TimeoutError:
@@ -151,8 +213,13 @@ async def _receive(websocket: WebSocket, session: LiveSession, config: ServerCon
         data = message.get("bytes")
         if data is not None:
             if len(data) > config.max_frame_bytes:
-                raise ProtocolError("too_large", f"frame of {len(data)} bytes is over the limit of {config.max_frame_bytes}")
+                raise ProtocolError(
+                    "too_large", f"frame of {len(data)} bytes is over the limit of {config.max_frame_bytes}"
+                )
             await session.feed(data)
+            pause = gate.delay(session.audio_seconds, loop.time())
+            if pause > 0:
+                await asyncio.sleep(pause)
             continue
         try:
             protocol.parse_control(message.get("text") or "")
@@ -161,38 +228,7 @@ async def _receive(websocket: WebSocket, session: LiveSession, config: ServerCon
             continue
         await session.end_input()
         return "eof"
-
-
-class _Outbox:
-    """Serialises sends from the receive loop and the session task; never raises on a gone peer."""
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
-        self._lock = asyncio.Lock()
-        self._closed = False
-
-    async def send(self, message: dict[str, Any]) -> None:
-        async with self._lock:
-            if self._closed:
-                return
-            try:
-                await self._ws.send_json(message)
-            except (WebSocketDisconnect, RuntimeError, OSError) as e:
-                self._closed = True
-                raise WebSocketDisconnect(1006) from e
-
-    async def close(self, code: int, reason: str = "") -> None:
-        async with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                await self._ws.close(code, reason)
-
-    async def fail(self, error: ProtocolError) -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            await self.send(error.to_message())
-        await self.close(error.close or protocol.INTERNAL, error.code)
+    return "stopped"
 
 
 class _CleanStartupErrors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,6 +46,12 @@ def live_decode_options(window: Window, language: str | None, context_seconds: f
     )
 
 
+def bad_audio(error: DecodeError) -> ProtocolError:
+    """``bad_audio`` quoting the decoder, minus ffmpeg's memory addresses (``[in#0 @ 0x55…]``)."""
+    reason = re.sub(r"\s*@\s*0x[0-9a-fA-F]+", "", str(error))
+    return ProtocolError("bad_audio", f"cannot decode the audio: {reason}")
+
+
 class LiveSession:
     def __init__(
         self,
@@ -72,6 +79,7 @@ class LiveSession:
         self._input_ended = False
         self._ended = asyncio.Event()  # set with _input_ended; starts the decoder's deadline
         self._decoder_stalled = False
+        self._bytes_fed = 0
         self.limit_reached = False
 
     @property
@@ -85,10 +93,11 @@ class LiveSession:
         pipe stays full) ends the session with ``internal`` instead of blocking it forever."""
         if self._input_ended:
             return
+        self._bytes_fed += len(data)
         try:
             await asyncio.wait_for(self._decoder.feed(data), self._decode_timeout)
         except DecodeError as e:
-            raise ProtocolError("bad_audio", f"cannot decode the audio: {e}") from e
+            raise bad_audio(e) from e
         except DecoderFailure as e:
             raise ProtocolError("internal", f"the audio decoder failed: {e}") from e
         except asyncio.TimeoutError as e:
@@ -143,7 +152,9 @@ class LiveSession:
                     await self.end_input()
                     break
         except DecodeError as e:
-            raise ProtocolError("bad_audio", f"cannot decode the audio: {e}") from e
+            if self._bytes_fed == 0 and self._input_ended:
+                return  # eof before any audio: an empty final, as for raw formats
+            raise bad_audio(e) from e
         except DecoderFailure as e:
             raise ProtocolError("internal", f"the audio decoder failed: {e}") from e
         finally:
