@@ -241,14 +241,24 @@ class StreamingPolicy:
     def _new_words(self, window: Window, result: Transcript) -> tuple[list[Word], bool]:
         """The hypothesis as absolute-time words after the committed ones, hallucinations out."""
         words: list[Word] = []
+        previous = ""
         for seg in result.segments:
-            if _is_hallucination(seg):
+            phrase = _phrase(seg.text)
+            repeated, previous = phrase == previous, phrase
+            if repeated or _is_hallucination(seg) or not self._heard(window, seg):
                 continue
             for w in seg.words:
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
         return _after_committed(self._committed[-3:], words, window.offset)
+
+    def _heard(self, window: Window, seg: Segment) -> bool:
+        """Was there speech where the model put this segment? A sentence placed in a pause is
+        the model continuing its prompt."""
+        start, end = int((window.offset + seg.start) * SR), int((window.offset + seg.end) * SR)
+        share = self._vad.speech_fraction(start, max(end, start + 1))
+        return share is None or share >= 0.2 or end - start < 0.3 * SR
 
     def _spoken(self, word: Word) -> bool:
         """Did voice activity see speech around this word? Words in silence are inventions."""
@@ -348,6 +358,10 @@ def _after_committed(tail: list[Word], words: list[Word], window_start: float) -
     return [w for w in words if w.end > last.end + 0.15], False
 
 
+def _phrase(text: str) -> str:
+    return " ".join(filter(None, (normalize(w) for w in text.split())))
+
+
 def _is_hallucination(seg: Segment) -> bool:
     """Whisper's inventions: text continued from the prompt into a pause, loops, stock phrases.
 
@@ -360,5 +374,4 @@ def _is_hallucination(seg: Segment) -> bool:
         return True
     if seg.compression_ratio > 2.4:  # repetition loops
         return True
-    phrase = " ".join(filter(None, (normalize(w) for w in seg.text.split())))
-    return phrase in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)
+    return _phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)

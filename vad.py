@@ -95,6 +95,14 @@ class VoiceActivity:
         base = (self._first_frame + lo) * FRAME
         return base + runs[0][0] * FRAME, base + runs[-1][1] * FRAME
 
+    def speech_fraction(self, start: int, end: int) -> float | None:
+        """Share of the frames in ``[start, end)`` classified as speech (None: not known)."""
+        lo = max(start // FRAME - self._first_frame, 0)
+        hi = min(-(-end // FRAME) - self._first_frame, len(self._speech))
+        if hi <= lo:
+            return None
+        return float(np.count_nonzero(self._speech[lo:hi])) / (hi - lo)
+
     def has_speech(self, start: int, end: int, min_speech: float | None = None) -> bool:
         return self.speech_bounds(start, end, min_speech) is not None
 

@@ -652,3 +652,35 @@ def test_apply_without_change_returns_none() -> None:
     update = policy.apply(w2, empty)  # the model heard nothing this time
     if update is not None:
         assert update.committed.startswith(first.committed)
+
+
+def continued_prompt(s: float) -> list[Segment]:
+    """A confident sentence placed in a pause, repeated: the model continuing its prompt."""
+    def sentence(t: float) -> Segment:
+        texts = (" And", " that's", " what", " he", " said.")
+        words = tuple(Word(t + 0.1 * i, t + 0.1 * (i + 1), w, 0.8) for i, w in enumerate(texts))
+        return Segment(t, t + 0.5, "".join(texts), words, -0.3, 0.05)
+
+    return [sentence(s), sentence(s + 0.5), sentence(s + 1.0)]
+
+
+def test_a_sentence_put_in_a_pause_is_dropped() -> None:
+    script = make_script(2, seed=23, words=(5, 5), pause_after=lambda s: 2.0)
+    policy, window = one_window(script)
+    inject = Inject(script[4].end + 0.3, continued_prompt)
+    update = policy.apply(window, FakeModel(script, extra=inject)(window))
+    assert inject.fired == 1
+    assert update is not None
+    assert words_of(update.text) == true_words(script)
+
+
+def test_a_segment_repeated_over_speech_is_dropped_once() -> None:
+    """Two identical segments in a row over real sound: the second is a loop, not speech."""
+    script = make_script(1, seed=24, words=(10, 10))
+    policy, window = one_window(script)
+
+    def twice(s: float) -> list[Segment]:
+        return [*ghost(s), *ghost(s + 0.3)]
+
+    update = policy.apply(window, FakeModel(script, extra=Inject(script[3].start, twice, margin=0.0))(window))
+    assert update is not None and words_of(update.text).count("ghost") == 1
