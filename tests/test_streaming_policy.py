@@ -667,7 +667,7 @@ def continued_prompt(s: float) -> list[Segment]:
 def test_a_sentence_put_in_a_pause_is_dropped() -> None:
     script = make_script(2, seed=23, words=(5, 5), pause_after=lambda s: 2.0)
     policy, window = one_window(script)
-    inject = Inject(script[4].end + 0.3, continued_prompt)
+    inject = Inject(script[4].end + 0.05, continued_prompt)
     update = policy.apply(window, FakeModel(script, extra=inject)(window))
     assert inject.fired == 1
     assert update is not None
