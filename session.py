@@ -30,7 +30,7 @@ SHORT_WINDOW = 3.5
 
 
 def live_decode_options(window: Window, language: str | None, context_seconds: float | None) -> DecodeOptions:
-    """Decoding for live windows: greedy, no temperature fallback (a retry costs more than it
+    """Decoding for live windows: one greedy pass, no temperature fallback (a retry costs more than it
     saves here, and the next update re-reads the audio anyway), a short encoder context, and a
     token budget proportional to the window so a repetition loop cannot stall the session."""
     return DecodeOptions(
@@ -43,6 +43,10 @@ def live_decode_options(window: Window, language: str | None, context_seconds: f
         # of committed audio, and the short context is as accurate there and ~3x cheaper.
         context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
         max_new_tokens=int(16 + 8 * window.seconds),
+        # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
+        # short tail after the last timestamp (2-3 passes per update, and the tails invent
+        # words). Word times come from the alignment either way.
+        extra={"without_timestamps": True},
     )
 
 

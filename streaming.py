@@ -247,7 +247,7 @@ class StreamingPolicy:
             repeated, previous = phrase == previous, phrase
             if repeated or _is_hallucination(seg) or not self._heard(window, seg):
                 continue
-            for w in seg.words:
+            for w in _without_unsure_tail(seg.words):
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
@@ -356,6 +356,15 @@ def _after_committed(tail: list[Word], words: list[Word], window_start: float) -
             rest = words[words.index(min(near, key=distance)) + 1 :]
             return [w for w in rest if anchor is last or w.end > last.end + 0.15], True
     return [w for w in words if w.end > last.end + 0.15], False
+
+
+def _without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
+    """Drop the near-zero-probability words a segment ends with: text the model invents after
+    the speech (or a word cut off mid-way, which the next update hears whole)."""
+    end = len(words)
+    while end and words[end - 1].probability < 0.1:
+        end -= 1
+    return words[:end]
 
 
 def _phrase(text: str) -> str:
