@@ -11,6 +11,8 @@ once (so Ctrl+C twice still means "now").
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import logging
 import signal
 import threading
@@ -66,6 +68,25 @@ async def drain(connections: Iterable[LiveConnection], grace: float) -> int:
     if pending:
         log.warning("shutting down: %d session(s) did not finish in %g s", len(pending), grace)
     return len(pending)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
+        return None
+
+
+async def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``), off the event loop.
+
+    Called when the last live session ends: sessions allocate and free many audio buffers, and
+    glibc keeps freed memory in its per-thread arenas, so without this the process's RSS stays
+    at its high-water mark and says little about what the server holds."""
+    trim = _malloc_trim()
+    if trim is not None:
+        await asyncio.to_thread(trim, 0)
 
 
 Handler = Callable[[int, "FrameType | None"], Any]

@@ -4,6 +4,8 @@
   :class:`protocol.ProtocolError` ``unauthorized`` (close 1008).
 * :func:`require_token` — a FastAPI dependency for any HTTP route other than ``/health``:
   ``router.add_api_route(..., dependencies=[Depends(require_token)])``; 401 without the token.
+* :class:`DocsGate` — the same for FastAPI's generated ``/docs``, ``/redoc``, ``/openapi.json``,
+  which are plain routes that no dependency reaches.
 * :class:`RedactTokens` — keeps ``?token=…`` out of uvicorn's access and connection logs.
 
 Tokens are compared with :func:`hmac.compare_digest`, so the time a wrong guess takes does not
@@ -18,6 +20,8 @@ import re
 from collections.abc import Callable, Mapping
 
 from fastapi import HTTPException, Request, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config import ServerConfig
 from protocol import ProtocolError
@@ -68,6 +72,26 @@ def require_token(request: Request) -> None:
     expected = config.token if config is not None else None
     if not token_matches(expected, presented_token(request.headers, request.query_params)):
         raise HTTPException(401, "a valid access token is required", headers={"WWW-Authenticate": "Bearer"})
+
+
+class DocsGate:
+    """ASGI middleware: FastAPI's API docs and schema need the token too (when one is set)."""
+
+    PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.PATHS:
+            request = Request(scope)
+            try:
+                require_token(request)
+            except HTTPException as e:
+                response = JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def redact(text: str) -> str:

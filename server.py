@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import protocol
 import security
-from audio_decode import DecoderFailure, open_decoder
+from audio_decode import DecoderFailure, StreamDecoder, open_decoder
 from config import ServerConfig
-from lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, ShutdownHook, drain
+from lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, ShutdownHook, drain, release_free_memory
 from limits import AudioRate, AudioRateGate
 from outbox import Outbox
 from protocol import ProtocolError
@@ -116,6 +116,7 @@ async def transcribe_ws(websocket: WebSocket) -> None:
         return
     connection = LiveConnection(session_id)
     state.sessions[session_id] = connection
+    decoder: StreamDecoder | None = None
     try:
         decoder = await open_decoder(params.format, params.sample_rate)
         vad = VoiceActivity(state.vad_probability)
@@ -135,8 +136,12 @@ async def transcribe_ws(websocket: WebSocket) -> None:
     except (DecoderFailure, SchedulerClosed) as e:
         await outbox.fail(ProtocolError("internal", str(e)))
     finally:
+        if decoder is not None:  # the session reaps it too; not if the client left before it ran
+            await decoder.aclose()
         state.sessions.pop(session_id, None)
         connection.mark_done()
+        if not state.sessions:
+            await release_free_memory()
 
 
 async def _serve(
@@ -158,12 +163,14 @@ async def _serve(
             tasks, timeout=config.max_session_wall_seconds or None, return_when=asyncio.FIRST_COMPLETED
         )
         close_code = protocol.NORMAL
-        if receiver in done:
+        if worker in done:  # after eof or at the audio limit (the receiver still watches the socket)
+            pass
+        elif receiver in done:
             if receiver.result() == "idle":  # result() raises: gone, bad frame
                 await outbox.send(
                     protocol.error_message("timeout", f"no audio for {config.idle_timeout:g} s")
                 )
-        elif worker not in done:  # stopped by the server: audio already received still counts
+        else:  # stopped by the server (shutdown, wall clock): audio already received still counts
             reason = stopper.result() if stopper in done else WALL_LIMIT
             log.info("session %s: ending (%s)", connection.session_id, reason)
             close_code = protocol.GOING_AWAY if reason == SHUTDOWN else protocol.NORMAL
@@ -197,19 +204,26 @@ async def _cancel_all(tasks: tuple[asyncio.Task[object], ...]) -> None:
 async def _receive(
     websocket: WebSocket, session: LiveSession, config: ServerConfig, outbox: Outbox, stopping: asyncio.Event
 ) -> str:
-    """Feed binary frames to the session until ``eof`` (or ``idle``); the only socket reader.
+    """Feed binary frames to the session until ``eof``; the only socket reader. Returns "idle"
+    when no frame came for the idle timeout. After ``eof`` it only watches for the client going
+    away (raising :class:`WebSocketDisconnect`), so a vanished client's final is not computed.
 
     Audio beyond the rate limit is not refused but waited for: while the gate says so, nothing
     is read from the socket, so the client's sends block (TCP backpressure)."""
     loop = asyncio.get_running_loop()
     gate = AudioRateGate(AudioRate(config.max_audio_rate, config.audio_burst_seconds), loop.time())
+    ended = False
     while not stopping.is_set():
         try:
-            message = await asyncio.wait_for(websocket.receive(), config.idle_timeout or None)
+            message = await asyncio.wait_for(
+                websocket.receive(), None if ended else config.idle_timeout or None
+            )
         except asyncio.TimeoutError:
             return "idle"
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
+        if ended:
+            continue  # frames after eof are ignored
         data = message.get("bytes")
         if data is not None:
             if len(data) > config.max_frame_bytes:
@@ -227,7 +241,7 @@ async def _receive(
             await outbox.send(e.to_message())
             continue
         await session.end_input()
-        return "eof"
+        ended = True
     return "stopped"
 
 
@@ -261,6 +275,7 @@ def create_app(config: ServerConfig | None = None, transcriber: Transcriber | No
         api.state.config = config
     if transcriber is not None:
         api.state.transcriber = transcriber
+    api.add_middleware(security.DocsGate)  # /docs and /openapi.json need the token too
     api.add_api_route("/health", health, methods=["GET"])
     api.add_api_websocket_route("/ws/transcribe", transcribe_ws)
     return api

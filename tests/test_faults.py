@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import websockets
 from conftest import LiveServer, Utterance, join_utterances, start_server, stop_server
-from wsutil import assert_well_formed, wait_until_idle
+from wsutil import assert_well_formed, exchange, wait_until_idle
 
+import devserver
 from audio_decode import SAMPLE_RATE, decode_file
 from wer import word_error_rate
 from ws_client import Received, StreamResult, stream, webm_slices
@@ -23,12 +24,17 @@ from ws_client import Received, StreamResult, stream, webm_slices
 pytestmark = pytest.mark.e2e
 
 DECODE_TIMEOUT = 2.0
+PING = 1.0  # uvicorn's keepalive: ping every second, drop a peer that does not answer in a second
 EOF_FRAME = '{"type": "eof"}'
 
 
 @pytest.fixture(scope="module")
 def fault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_server(tmp_path_factory.mktemp("faults"), env={"STT_DECODE_TIMEOUT": str(DECODE_TIMEOUT)})
+    server = devserver.start_server(
+        tmp_path_factory.mktemp("faults") / "server.log",
+        env={"STT_DECODE_TIMEOUT": str(DECODE_TIMEOUT)},
+        uvicorn_args=["--ws-ping-interval", str(PING), "--ws-ping-timeout", str(PING)],
+    )
     yield server
     stop_server(server)
 
@@ -102,6 +108,43 @@ def test_ffmpeg_killed_ends_only_its_own_session(server: LiveServer, utterances:
     assert_well_formed(bystander)
     assert bystander.close_code == 1000 and bystander.errors == []
     assert word_error_rate(reference, bystander.final["text"]) <= 0.2, bystander.final["text"]
+    assert wait_until_idle(server)["ffmpeg_children"] == []
+
+
+def test_client_leaving_before_ready_leaves_no_ffmpeg(server: LiveServer) -> None:
+    """A client that closes as soon as it has connected (before the session ever runs): the
+    ffmpeg started for it is still reaped."""
+
+    async def hit_and_run() -> None:
+        for _ in range(20):
+            await exchange(server.ws, [b"\x1aE\xdf\xa3"], close=True)
+
+    asyncio.run(hit_and_run())
+    state = wait_until_idle(server)
+    assert state["sessions"] == 0 and state["ffmpeg_children"] == []
+
+
+def test_dead_peer_is_noticed_by_the_keepalive(server: LiveServer, utterances: list[Utterance]) -> None:
+    """A peer that stops answering (here: stops reading, so it never sees a ping) is dropped by
+    the WebSocket keepalive within ping interval + timeout, long before the 60 s idle timeout."""
+    audio, _ = join_utterances(utterances[:1], pause=0.2)
+
+    async def go_dark() -> float:
+        async with websockets.connect(server.ws, ping_interval=None) as ws:
+            await ws.recv()  # ready
+            for chunk in webm_slices(audio[: 2 * SAMPLE_RATE]):
+                await ws.send(chunk)
+            ws.transport.pause_reading()  # from here on: no reads, so no pongs
+            dark = time.perf_counter()
+            while wait_until_idle(server, timeout=0)["sessions"]:
+                assert time.perf_counter() - dark < 20, "the server kept the dead peer's session"
+                await asyncio.sleep(0.1)
+            took = time.perf_counter() - dark
+            ws.transport.abort()  # not reading: a closing handshake would only time out
+            return took
+
+    gone_after = asyncio.run(go_dark())
+    assert gone_after < 2 * PING + 3, gone_after
     assert wait_until_idle(server)["ffmpeg_children"] == []
 
 

@@ -144,3 +144,13 @@ def test_log_redaction_filter_on_uvicorn_loggers(caplog: pytest.LogCaptureFixtur
     assert "s3cret" not in caplog.text
     assert "token=***&format=auto" in caplog.text
     assert not any(isinstance(f, security.RedactTokens) for f in logging.getLogger("uvicorn.error").filters)
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_generated_api_docs_need_the_token(path: str) -> None:
+    from server import create_app
+
+    client = TestClient(create_app(ServerConfig(token="t0k")))  # not entered: no lifespan, no model
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer t0k"}).status_code == 200
+    assert TestClient(create_app(ServerConfig())).get(path).status_code == 200
