@@ -54,6 +54,7 @@ class ServerConfig:
     token: str | None = field(default=None, repr=False)  # access token (None: no token needed)
     allowed_origins: tuple[str, ...] = ("*",)  # Origin values allowed to open WebSockets
     scheduler_workers: int = 1  # model calls running at once
+    batch_size: int = 0  # windows of several sessions per model call (0: auto: 8 on CUDA, 1 on CPU)
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
 
     @classmethod
@@ -78,5 +79,6 @@ class ServerConfig:
             token=_get(env, "TOKEN", "").strip() or None,
             allowed_origins=_origins(env),
             scheduler_workers=int(_number(env, "SCHEDULER_WORKERS", cls.scheduler_workers, int)),
+            batch_size=int(_number(env, "BATCH_SIZE", cls.batch_size, int)),
             encoder_context=_number(env, "ENCODER_CONTEXT", cls.encoder_context),
         )
