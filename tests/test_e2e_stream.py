@@ -57,7 +57,9 @@ def test_librivox_stream_in_real_time(
     assert ready["protocol"] == 1 and ready["model"] == "tiny.en" and ready["language"] == "en"
     assert len(result.of_type("transcript")) >= 10  # live updates, not one answer at the end
     live_wer = word_error_rate(reference, result.final["text"])
-    assert live_wer <= offline_wer + 0.05, f"WER {live_wer:.3f} (offline {offline_wer:.3f}): {result.final['text']}"
+    assert live_wer <= offline_wer + 0.05, (
+        f"WER {live_wer:.3f} (offline {offline_wer:.3f}): {result.final['text']}"
+    )
     assert result.final["audio_seconds"] == pytest.approx(len(audio) / SAMPLE_RATE, abs=0.2)
     # Committed text arrives while the speech is still going, not only at the end.
     first_commit = next(r.at for r in result.messages if r.message.get("committed"))
@@ -120,7 +122,9 @@ def ffmpeg_children_after(server: LiveServer, deadline: float) -> list[int]:
     return children
 
 
-def test_client_vanishing_leaves_no_ffmpeg(live_server: LiveServer, joined_speech: tuple[np.ndarray, str]) -> None:
+def test_client_vanishing_leaves_no_ffmpeg(
+    live_server: LiveServer, joined_speech: tuple[np.ndarray, str]
+) -> None:
     audio, _ = joined_speech
 
     async def vanish() -> int:
@@ -174,7 +178,14 @@ def test_bad_text_frames_get_bad_message_and_the_session_goes_on(
 ) -> None:
     audio, reference = join_utterances(utterances[:1], pause=0.4)
     chunks = webm_slices(audio)
-    frames: list[bytes | str] = [chunks[0], "not json", '{"type": "pause"}', "[1, 2]", *chunks[1:], '{"type":"eof"}']
+    frames: list[bytes | str] = [
+        chunks[0],
+        "not json",
+        '{"type": "pause"}',
+        "[1, 2]",
+        *chunks[1:],
+        '{"type":"eof"}',
+    ]
     result = asyncio.run(_exchange(live_server.ws, frames))
     assert [m["code"] for m in result.errors] == ["bad_message"] * 3
     assert result.close_code == 1000
@@ -190,7 +201,11 @@ def test_frame_over_the_limit_closes_with_1009(live_server: LiveServer) -> None:
 
 def test_junk_audio_closes_with_1003(live_server: LiveServer) -> None:
     junk = np.random.default_rng(3).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
-    result = asyncio.run(_exchange(live_server.ws, [junk[i : i + 20_000] for i in range(0, len(junk), 20_000)] + ['{"type":"eof"}']))
+    result = asyncio.run(
+        _exchange(
+            live_server.ws, [junk[i : i + 20_000] for i in range(0, len(junk), 20_000)] + ['{"type":"eof"}']
+        )
+    )
     assert [m["code"] for m in result.errors] == ["bad_audio"]
     assert "decode" in result.errors[0]["message"]
     assert result.close_code == 1003
