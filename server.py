@@ -19,6 +19,8 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import metrics
+import openai_api
 import protocol
 import security
 from audio_decode import DecoderFailure, StreamDecoder, open_decoder
@@ -47,7 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     try:
         config: ServerConfig = getattr(app.state, "config", None) or ServerConfig.from_env()
-        transcriber = getattr(app.state, "transcriber", None)
+        transcriber: Transcriber | None = getattr(app.state, "transcriber", None)
         if transcriber is None:
             transcriber = await asyncio.to_thread(Transcriber.load, config.model)
         probability = await asyncio.to_thread(silero_probability)
@@ -58,7 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.vad_probability = probability
     app.state.sessions = {}
     app.state.draining = False
-    app.state.scheduler = Scheduler(transcriber.transcribe, workers=config.scheduler_workers)
+    app.state.scheduler = Scheduler.for_transcriber(transcriber, config.scheduler_workers, config.batch_size)
     await app.state.scheduler.start()
     remove_redaction = security.install_log_redaction()
     hook = ShutdownHook(lambda: _drain(app))
@@ -278,6 +280,8 @@ def create_app(config: ServerConfig | None = None, transcriber: Transcriber | No
     api.add_middleware(security.DocsGate)  # /docs and /openapi.json need the token too
     api.add_api_route("/health", health, methods=["GET"])
     api.add_api_websocket_route("/ws/transcribe", transcribe_ws)
+    api.include_router(openai_api.router)
+    metrics.install(api)
     return api
 
 

@@ -311,7 +311,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     try:
         t0 = time.monotonic()
         until = t0 + args.minutes * 60
-        tally, rows = Tallies(), []
+        tally, rows = Tallies(), list[Row]()
         rss_start = rss_mib(server.pid)
         await asyncio.gather(
             long_session(server.ws, args.format, truth, until, t0, tally),

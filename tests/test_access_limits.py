@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import websockets
 from conftest import LiveServer, Utterance, join_utterances, start_server, stop_server
-from wsutil import assert_well_formed, exchange, health, wait_until_idle
+from wsutil import assert_well_formed, exchange, final_of, health, wait_until_idle
 
 from audio_decode import SAMPLE_RATE
 from ws_client import pcm16_slices
@@ -71,7 +71,7 @@ def test_missing_or_wrong_token_is_refused_before_audio(
     server: LiveServer, query: str, headers: dict[str, str] | None, short_speech: tuple[np.ndarray, str]
 ) -> None:
     audio, _ = short_speech
-    frames = [*pcm16_slices(audio, 0.1), EOF_FRAME]
+    frames: list[bytes | str] = [*pcm16_slices(audio, 0.1), EOF_FRAME]
     result = asyncio.run(exchange(server.ws + query, frames, headers=headers))
     assert [m["code"] for m in result.errors] == ["unauthorized"]
     assert [r.message["type"] for r in result.messages] == ["error"]  # no ready, nothing transcribed
@@ -83,12 +83,12 @@ def test_token_in_query_or_bearer_header_is_accepted(
     server: LiveServer, short_speech: tuple[np.ndarray, str]
 ) -> None:
     audio, _ = short_speech
-    frames = [*pcm16_slices(audio, 0.1), EOF_FRAME]
+    frames: list[bytes | str] = [*pcm16_slices(audio, 0.1), EOF_FRAME]
     for url, headers in [(authed(server, "format=pcm16"), None),
                          (server.ws + "?format=pcm16", {"Authorization": f"Bearer {TOKEN}"})]:  # fmt: skip
         result = asyncio.run(exchange(url, frames, headers=headers))
         assert_well_formed(result)
-        assert result.close_code == 1000 and "young man" in result.final["text"].lower()
+        assert result.close_code == 1000 and "young man" in final_of(result)["text"].lower()
         wait_until_idle(server)
     assert TOKEN not in server.log.read_text()  # the query token is redacted from uvicorn's log
 
@@ -116,7 +116,7 @@ def test_unknown_parameters_load_nothing(server: LiveServer, short_speech: tuple
     result = asyncio.run(exchange(authed(server, query), [*pcm16_slices(audio, 0.1), EOF_FRAME]))
     assert_well_formed(result)
     assert result.messages[0].message["model"] == "tiny.en"
-    assert "young man" in result.final["text"].lower()
+    assert "young man" in final_of(result)["text"].lower()
     state = health(server)
     assert (state["model"], state["device"], state["compute_type"]) == ("tiny.en", "cpu", "int8")
     mentions = [line for line in server.log.read_text().splitlines() if "passwd" in line]
@@ -151,9 +151,9 @@ def test_wall_clock_limit_ends_with_final(server: LiveServer, joined_speech: tup
     result = asyncio.run(exchange(authed(server, "format=pcm16"), frames, interval=0.1))
     assert_well_formed(result)
     assert result.close_code == 1000 and result.errors == []
-    assert WALL - 0.5 < result.final["audio_seconds"] < WALL + 1.0
+    assert WALL - 0.5 < final_of(result)["audio_seconds"] < WALL + 1.0
     assert WALL <= result.messages[-1].at < WALL + 5
-    assert "dashwood" in result.final["text"].lower()
+    assert "dashwood" in final_of(result)["text"].lower()
 
 
 def test_fast_sender_is_held_to_the_audio_rate(
@@ -163,11 +163,11 @@ def test_fast_sender_is_held_to_the_audio_rate(
     real time, by backpressure; nothing is refused and nothing is lost."""
     audio, _ = joined_speech
     seconds = 6.0
-    frames = [*pcm16_slices(audio[: int(seconds * SAMPLE_RATE)], 0.1), EOF_FRAME]
+    frames: list[bytes | str] = [*pcm16_slices(audio[: int(seconds * SAMPLE_RATE)], 0.1), EOF_FRAME]
     result = asyncio.run(exchange(authed(server, "format=pcm16"), frames))
     assert_well_formed(result)
     assert result.errors == [] and result.close_code == 1000
-    assert result.final["audio_seconds"] == pytest.approx(seconds, abs=0.05)
+    assert final_of(result)["audio_seconds"] == pytest.approx(seconds, abs=0.05)
     final_at = result.messages[-1].at
     assert final_at >= (seconds - BURST) / RATE - 0.3, final_at
     for r in result.messages:  # decoded audio never runs ahead of burst + rate * elapsed

@@ -16,7 +16,7 @@ import pytest
 import websockets
 from conftest import LiveServer, start_server, stop_server
 from websockets.protocol import State
-from wsutil import assert_well_formed, rss_mb, wait_until_idle
+from wsutil import assert_well_formed, final_of, rss_mb, wait_until_idle
 
 from audio_decode import SAMPLE_RATE
 from ws_client import pcm16_slices, stream, webm_slices
@@ -151,6 +151,6 @@ def test_sessions_cut_at_random_leave_nothing_behind(
 
     normal = asyncio.run(stream(server.ws, webm_slices(audio[: 8 * SAMPLE_RATE]), interval=None))
     assert_well_formed(normal)
-    assert normal.close_code == 1000 and "dashwood" in normal.final["text"].lower()
+    assert normal.close_code == 1000 and "dashwood" in final_of(normal)["text"].lower()
     log = server.log.read_text()
     assert "Traceback" not in log and "Exception in ASGI application" not in log

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import websockets
 from conftest import LiveServer, Utterance, join_utterances, start_server, stop_server
-from wsutil import assert_well_formed, exchange, wait_until_idle
+from wsutil import assert_well_formed, exchange, final_of, wait_until_idle
 
 import devserver
 from audio_decode import SAMPLE_RATE, decode_file
@@ -107,7 +107,7 @@ def test_ffmpeg_killed_ends_only_its_own_session(server: LiveServer, utterances:
     assert "Traceback" not in json.dumps(doomed.errors)
     assert_well_formed(bystander)
     assert bystander.close_code == 1000 and bystander.errors == []
-    assert word_error_rate(reference, bystander.final["text"]) <= 0.2, bystander.final["text"]
+    assert word_error_rate(reference, final_of(bystander)["text"]) <= 0.2, final_of(bystander)["text"]
     assert wait_until_idle(server)["ffmpeg_children"] == []
 
 
@@ -165,7 +165,7 @@ def test_hung_ffmpeg_is_noticed_and_reaped(
     assert wait_until_idle(server)["ffmpeg_children"] == []  # the stopped ffmpeg was killed and reaped
     after = asyncio.run(stream(server.ws, webm_slices(audio[: 4 * SAMPLE_RATE]), interval=None))
     assert_well_formed(after)
-    assert after.close_code == 1000 and "dashwood" in after.final["text"].lower()
+    assert after.close_code == 1000 and "dashwood" in final_of(after)["text"].lower()
 
 
 def test_shutdown_sends_final_for_audio_so_far_then_1001(
@@ -195,7 +195,7 @@ def test_shutdown_sends_final_for_audio_so_far_then_1001(
         stop_server(server)
     assert_well_formed(result)
     assert result.close_code == 1001 and result.errors == []
-    final = result.final
+    final = final_of(result)
     surely_sent = decoded_seconds(b"".join(chunks[:24]), tmp_path)  # sent 0.35 s before the signal
     at_most_sent = decoded_seconds(b"".join(chunks[:27]), tmp_path)
     assert surely_sent <= final["audio_seconds"] <= at_most_sent, (surely_sent, final, at_most_sent)

@@ -23,7 +23,7 @@ import pytest
 from conftest import LiveServer, Utterance, join_utterances
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wsutil import assert_well_formed, exchange, wait_until_idle
+from wsutil import assert_well_formed, exchange, final_of, wait_until_idle
 
 from audio_decode import SAMPLE_RATE, encode_audio
 from ws_client import StreamResult, pcm16_slices, stream, webm_slices
@@ -84,8 +84,9 @@ json_junk = st.one_of(
 )
 
 
-def chunked(data: bytes, sizes: list[int]) -> list[bytes]:
-    out, i = [], 0
+def chunked(data: bytes, sizes: list[int]) -> list[bytes | str]:
+    out: list[bytes | str] = []
+    i = 0
     for size in sizes:
         if i >= len(data):
             break
@@ -137,7 +138,7 @@ def scenarios(draw: st.DrawFn, kind: str, webm: bytes, pcm16: bytes) -> Scenario
             samples[draw(st.integers(0, len(samples) - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
         if draw(st.integers(0, 3)) == 0:
             samples[:] = 0.0  # all-zero streams too
-        frames = [samples.tobytes()]
+        frames = [samples.tobytes()]  # one frame: no sample split between frames
         expect = {"final"} if np.all(np.isfinite(samples)) else {"bad_audio"}
     elif kind == "pcm_odd":
         fmt = "pcm16"
@@ -188,7 +189,7 @@ def check(scn: Scenario, result: StreamResult) -> str:
         assert got in scn.expect, (scn.kind, got, result.errors, result.close_code)
     if got == "final":
         assert closed or result.close_code == 1000
-        assert not math.isnan(result.final["audio_seconds"])
+        assert not math.isnan(final_of(result)["audio_seconds"])
     if scn.kind == "text" and got == "final":
         assert all(m["code"] == "bad_message" for m in result.errors)
     return got
@@ -229,7 +230,7 @@ def test_server_is_healthy_after_the_fuzz(
     assert state["sessions"] == 0 and state["ffmpeg_children"] == [], state
     after = asyncio.run(stream(live_server.ws, webm_slices(speech), interval=None))
     assert_well_formed(after)
-    assert after.close_code == 1000 and "young man" in after.final["text"].lower()
-    assert after.final["audio_seconds"] == pytest.approx(len(speech) / SAMPLE_RATE, abs=0.1)
+    assert after.close_code == 1000 and "young man" in final_of(after)["text"].lower()
+    assert final_of(after)["audio_seconds"] == pytest.approx(len(speech) / SAMPLE_RATE, abs=0.1)
     log = live_server.log.read_text()
     assert "Traceback" not in log and "Exception in ASGI application" not in log

@@ -80,7 +80,7 @@ async def run_session(decoder: FakeDecoder, audio_seconds: float = 1.0) -> Final
         sent.append(message)
 
     session = LiveSession(
-        decoder, StreamingPolicy(VoiceActivity(always_speech)), scheduler, send,  # type: ignore[arg-type]
+        decoder, StreamingPolicy(VoiceActivity(always_speech)), scheduler, send,
         language="en", max_seconds=60, decode_timeout=0.3,
     )  # fmt: skip
     worker = asyncio.create_task(session.run())
@@ -153,8 +153,11 @@ def test_bad_audio_quotes_ffmpeg_without_memory_addresses() -> None:
 def run_on(loop_kind: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     if loop_kind == "uvloop":  # what uvicorn runs the server on when uvloop is installed
         uvloop = pytest.importorskip("uvloop")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
+        loop = uvloop.new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
     else:
         asyncio.run(main())
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import websockets
 from conftest import LiveServer
+from websockets.typing import Origin
 
 from ws_client import Received, StreamResult
 
@@ -43,8 +44,8 @@ async def exchange(
             url,
             max_size=None,
             additional_headers=headers,
-            origin=origin,
-            open_timeout=10,  # type: ignore[arg-type]
+            origin=Origin(origin) if origin is not None else None,
+            open_timeout=10,
         ) as ws:
 
             async def reader() -> None:
@@ -71,9 +72,16 @@ async def exchange(
     return result
 
 
+def final_of(result: StreamResult) -> dict[str, Any]:
+    """The exchange's final message (the test fails here if there was none)."""
+    assert result.final is not None, [r.message for r in result.messages][-3:]
+    return result.final
+
+
 def health(server: LiveServer) -> dict[str, Any]:
     with urllib.request.urlopen(server.http + "/health", timeout=5) as reply:
-        return json.loads(reply.read())  # type: ignore[no-any-return]
+        state: dict[str, Any] = json.loads(reply.read())
+        return state
 
 
 def wait_until_idle(server: LiveServer, timeout: float = 15.0) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""pyproject.toml: every module packaged, dependencies in step with requirements.txt, console
+scripts that run; ``stt-server`` serving with JSON logs."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+from devserver import free_port
+
+tomllib = pytest.importorskip("tomllib")
+
+NOT_PACKAGED = {"test_transcription", "devserver"}  # a check script and the tests' server launcher
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())  # type: ignore[no-any-return]
+
+
+def requirement_sections() -> dict[str, list[str]]:
+    """requirements.txt's requirements by section: before ``# Tests`` is the runtime."""
+    sections: dict[str, list[str]] = {"runtime": [], "test": []}
+    current = "runtime"
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.startswith("# Tests"):
+            current = "test"
+        requirement = line.split("#")[0].strip()
+        if requirement:
+            sections[current].append(requirement)
+    return sections
+
+
+def name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_top_level_module_is_packaged() -> None:
+    listed = set(pyproject()["tool"]["setuptools"]["py-modules"])
+    present = {p.stem for p in ROOT.glob("*.py")} - NOT_PACKAGED
+    assert listed == present, f"add to / remove from py-modules: {present - listed} / {listed - present}"
+
+
+def test_dependencies_mirror_requirements_txt() -> None:
+    project = pyproject()["project"]
+    sections = requirement_sections()
+    assert sorted(project["dependencies"]) == sorted(sections["runtime"])
+    assert sorted(project["optional-dependencies"]["test"]) == sorted(sections["test"])
+    bench = (ROOT / "bench" / "requirements.txt").read_text().split()
+    assert {name(r) for r in bench} <= {name(r) for r in project["optional-dependencies"]["bench"]}
+
+
+def test_console_scripts_name_callables() -> None:
+    scripts = pyproject()["project"]["scripts"]
+    assert set(scripts) == {"stt-server", "stt"}
+    for target in scripts.values():
+        module, _, func = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), func))
+    out = subprocess.run([sys.executable, "serve.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and "--log-level" in out.stdout and "--port" in out.stdout
+
+
+def test_a_wheel_holds_the_modules_and_the_entry_points(tmp_path: Path) -> None:
+    try:
+        import setuptools
+
+        has_bdist_wheel = tuple(map(int, setuptools.__version__.split(".")[:2])) >= (70, 1)
+        if not has_bdist_wheel:
+            import wheel  # noqa: F401  # older setuptools build wheels with this package
+    except ImportError:
+        pytest.skip("building a wheel offline needs setuptools >= 70.1 or the wheel package")
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        str(tmp_path),
+        str(ROOT),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+    (built,) = tmp_path.glob("realtime_stt_server-*.whl")
+    names = zipfile.ZipFile(built).namelist()
+    assert {"server.py", "openai_api.py", "cli.py", "serve.py"} <= set(names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(built).read(entry_points).decode()
+    assert "stt-server = serve:main" in text and "stt = cli:main" in text
+
+
+@pytest.mark.e2e
+def test_stt_server_serves_with_json_logs(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "stt-server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "serve.py", "--port", str(port), "--log-format", "json", "--log-level", "info"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)  # polling interval while the server starts
+        assert proc.poll() is None, log.read_text()[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any(r["logger"] == "uvicorn.error" and "Uvicorn running" in r["message"] for r in records)
+    assert any(r["logger"] == "transcriber" and "loaded model" in r["message"] for r in records)
+    assert any(r["logger"] == "uvicorn.access" and "/health" in r["message"] for r in records)
+    assert all({"time", "level", "logger", "session", "message"} <= set(r) for r in records)
