@@ -47,7 +47,13 @@ def live_options(window, context):  # type: ignore[no-untyped-def]
     return live_decode_options(window, "en", context)
 
 
-def simulate(model: Transcriber, audio: np.ndarray, opts: StreamingOptions, slice_s: float = 0.25, context: float | None = None):
+def simulate(
+    model: Transcriber,
+    audio: np.ndarray,
+    opts: StreamingOptions,
+    slice_s: float = 0.25,
+    context: float | None = None,
+):
     policy = StreamingPolicy(VoiceActivity(silero_probability()), opts, language="en")
     step = int(slice_s * SAMPLE_RATE)
     clock, fed, calls = 0.0, 0, 0
@@ -67,7 +73,7 @@ def simulate(model: Transcriber, audio: np.ndarray, opts: StreamingOptions, slic
         took = time.perf_counter() - t
         compute.append(took)
         if args_verbose and took > 1.0:
-            print(f"slow call: {took:.2f}s window {len(window.audio)/SAMPLE_RATE:.1f}s -> {result.text!r}")
+            print(f"slow call: {took:.2f}s window {len(window.audio) / SAMPLE_RATE:.1f}s -> {result.text!r}")
         calls += 1
         clock += fixed_cost or took
         update = policy.apply(window, result)
@@ -83,7 +89,11 @@ def simulate(model: Transcriber, audio: np.ndarray, opts: StreamingOptions, slic
 
 def commit_latencies(model: Transcriber, audio: np.ndarray, commits: list[tuple[float, str]]) -> list[float]:
     """Seconds from each word's end in the audio to its arrival in `committed`."""
-    truth = [w for s in model.transcribe(audio, DecodeOptions(language="en", beam_size=5)).segments for w in s.words]
+    truth = [
+        w
+        for s in model.transcribe(audio, DecodeOptions(language="en", beam_size=5)).segments
+        for w in s.words
+    ]
     truth_words = [" ".join(normalize_words(w.text)) for w in truth]
     arrival: list[float] = []
     for at, text in commits:
@@ -91,7 +101,9 @@ def commit_latencies(model: Transcriber, audio: np.ndarray, commits: list[tuple[
         arrival += [at] * (n - len(arrival))
     final_words = normalize_words(commits[-1][1]) if commits else []
     out = []
-    for block in difflib.SequenceMatcher(a=truth_words, b=final_words[: len(arrival)], autojunk=False).get_matching_blocks():
+    for block in difflib.SequenceMatcher(
+        a=truth_words, b=final_words[: len(arrival)], autojunk=False
+    ).get_matching_blocks():
         for k in range(block.size):
             out.append(arrival[block.b + k] - truth[block.a + k].end)
     return out
@@ -106,7 +118,14 @@ def main() -> None:
     for f in fields(StreamingOptions):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
     args = p.parse_args()
-    opts = replace(StreamingOptions(), **{f.name: getattr(args, f.name) for f in fields(StreamingOptions) if getattr(args, f.name) is not None})
+    opts = replace(
+        StreamingOptions(),
+        **{
+            f.name: getattr(args, f.name)
+            for f in fields(StreamingOptions)
+            if getattr(args, f.name) is not None
+        },
+    )
     global args_verbose, fixed_cost
     args_verbose = args.verbose
     fixed_cost = args.fixed_cost
@@ -118,7 +137,9 @@ def main() -> None:
         for at, text in commits:
             print(f"{at:6.2f} {text[-70:]}")
     print(opts)
-    print(f"WER {word_error_rate(reference, final.text):.3f}  calls {calls}  compute median {statistics.median(compute):.2f}s")
+    print(
+        f"WER {word_error_rate(reference, final.text):.3f}  calls {calls}  compute median {statistics.median(compute):.2f}s"
+    )
     if lat:
         lat.sort()
         print(f"commit latency median {statistics.median(lat):.2f}s  p90 {lat[int(0.9 * len(lat))]:.2f}s")
