@@ -137,9 +137,8 @@ def main() -> None:
         for at, text in commits:
             print(f"{at:6.2f} {text[-70:]}")
     print(opts)
-    print(
-        f"WER {word_error_rate(reference, final.text):.3f}  calls {calls}  compute median {statistics.median(compute):.2f}s"
-    )
+    wer = word_error_rate(reference, final.text)
+    print(f"WER {wer:.3f}  calls {calls}  compute median {statistics.median(compute):.2f}s")
     if lat:
         lat.sort()
         print(f"commit latency median {statistics.median(lat):.2f}s  p90 {lat[int(0.9 * len(lat))]:.2f}s")
