@@ -89,6 +89,27 @@ async def release_free_memory() -> None:
         await asyncio.to_thread(trim, 0)
 
 
+def make_fork_safe() -> bool:
+    """Run numpy's BLAS (OpenBLAS) on one thread, so that spawning ffmpeg cannot freeze the server.
+
+    Under uvloop (uvicorn's loop when installed) a subprocess is started with ``fork()``, which
+    runs OpenBLAS's fork handler: it shuts OpenBLAS's worker threads down. If another thread is
+    inside a threaded BLAS call at that moment (faster-whisper's feature extraction on the model
+    thread), that call waits for the workers forever and the whole server stops answering
+    (found by ``bench/soak.py``; ``tests/test_fork_safety.py`` reproduces it in seconds without
+    this; ``child_process.py`` avoids the fork for ffmpeg itself, this covers any other fork).
+    Single-threaded OpenBLAS has no workers to wait for; the matrix products it does here are
+    small, and the model itself (CTranslate2) and the VAD (ONNX) keep their own threads.
+    Returns False when ``threadpoolctl`` is missing (then nothing is changed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log.warning("threadpoolctl is not installed: numpy's BLAS keeps its threads (a fork may hang)")
+        return False
+    threadpool_limits(limits=1, user_api="blas")
+    return True
+
+
 Handler = Callable[[int, "FrameType | None"], Any]
 
 

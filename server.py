@@ -25,7 +25,15 @@ import protocol
 import security
 from audio_decode import DecoderFailure, StreamDecoder, open_decoder
 from config import ServerConfig
-from lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, ShutdownHook, drain, release_free_memory
+from lifecycle import (
+    SHUTDOWN,
+    WALL_LIMIT,
+    LiveConnection,
+    ShutdownHook,
+    drain,
+    make_fork_safe,
+    release_free_memory,
+)
 from limits import AudioRate, AudioRateGate
 from outbox import Outbox
 from protocol import ProtocolError
@@ -55,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         probability = await asyncio.to_thread(silero_probability)
     except (ConfigError, ModelLoadError) as e:
         raise StartupError(str(e)) from None
+    make_fork_safe()  # before any session can spawn ffmpeg beside a model call: see lifecycle.py
     app.state.config = config
     app.state.transcriber = transcriber
     app.state.vad_probability = probability
