@@ -24,6 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
+from child_process import ChildProcess
+
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
@@ -108,7 +110,7 @@ class FfmpegStreamDecoder:
     :class:`DecodeError` with ffmpeg's own reason. ``aclose()`` always reaps the process.
     """
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, proc: ChildProcess) -> None:
         self._proc = proc
         self._stderr: list[bytes] = []
         self._stderr_task = asyncio.create_task(self._drain_stderr())
@@ -126,12 +128,7 @@ class FfmpegStreamDecoder:
             source = ["-protocol_whitelist", "file", "-i", f"file:{path}"]
         cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", *source, *_output_args()]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *cmd,
-                stdin=asyncio.subprocess.PIPE if path is None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
+            proc = await ChildProcess.start(cmd, stdin=path is None)  # not forked: see child_process
         except OSError as e:
             raise DecoderFailure(f"cannot start ffmpeg: {e}") from e
         return cls(proc)

@@ -66,7 +66,7 @@ def _level(level: str | int) -> int:
         return level
     if level.lower() not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
-    return logging.getLevelName(level.upper())  # type: ignore[no-any-return]
+    return logging.getLevelName(level.upper())
 
 
 def from_env(env: dict[str, str] | None = None) -> tuple[str, str]:

@@ -159,9 +159,7 @@ async def create_transcription(request: Request) -> Response:
         api.admitted += 1
         admitted = True
         with _gauge(request.app, "file_transcriptions_waiting"):
-            log.warning("DBG waiting for a turn")
             await api.turns.acquire()  # before the body is read: a waiting upload holds no file
-            log.warning("DBG turn taken")
         try:
             with _gauge(request.app, "file_transcriptions_in_progress"):
                 return await _transcribe_request(request, api.config)
@@ -219,7 +217,6 @@ def _admit(request: Request, api: _FileApi) -> None:
 async def _transcribe_request(request: Request, config: FileApiConfig) -> Response:
     state = request.app.state
     form = await _read_form(request, config.max_upload_bytes)
-    log.warning("DBG form read")
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

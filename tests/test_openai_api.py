@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -54,7 +55,8 @@ class FakeTranscriber:
         return Transcript((segment,), "de", end)
 
 
-def client_for(http: httpx.Client, base: str = "http://testserver", key: str = "unused") -> openai.OpenAI:
+def client_for(http: Any, base: str = "http://testserver", key: str = "unused") -> openai.OpenAI:
+    """OpenAI's client sending through ``http`` (a TestClient: the app in process)."""
     return openai.OpenAI(base_url=f"{base}/v1", api_key=key, http_client=http, max_retries=0)
 
 
@@ -102,7 +104,7 @@ def test_every_response_format(app_client: TestClient, speech_wav: Path, fake_mo
     assert [w.word for w in words_only.words] == ["Hello there", "general Kenobi."]  # type: ignore[attr-defined]
     assert fake_model.options[-1].word_timestamps
     both = create("verbose_json", timestamp_granularities=["word", "segment"])
-    assert both.segments and both.words  # type: ignore[attr-defined]
+    assert both.segments and both.words
 
 
 def test_the_form_fields_reach_the_model(
@@ -211,7 +213,7 @@ def test_uploads_take_turns_and_past_the_line_is_429(
         assert len(prompts) >= 4 and prompts == sorted(prompts, key=prompts.index)  # A A … B B …: in turn
         assert len(set(prompts)) == 2
 
-        api = http.app.state.file_api  # type: ignore[attr-defined]
+        api = http.app.state.file_api
         api.admitted = api.config.max_jobs + api.config.max_queue  # as if that many were in line
         try:
             with pytest.raises(openai.RateLimitError) as e:
@@ -237,7 +239,7 @@ def test_a_client_that_goes_away_cancels_its_transcription() -> None:
                 raise
             return "done"
 
-        request = Request({"type": "http", "method": "POST", "headers": []}, receive)  # type: ignore[arg-type]
+        request = Request({"type": "http", "method": "POST", "headers": []}, receive)
         with pytest.raises(ClientDisconnect):
             await _unless_disconnected(request, work())
         return cancelled.is_set()
@@ -287,7 +289,7 @@ def test_openai_client_against_the_real_server(
     results: dict[str, object] = {}
     for fmt in ("json", "text", "srt", "vtt"):
         with u.wav.open("rb") as f:
-            results[fmt] = client.audio.transcriptions.create(model="whisper-1", file=f, response_format=fmt)  # type: ignore[call-overload]
+            results[fmt] = client.audio.transcriptions.create(model="whisper-1", file=f, response_format=fmt)
     assert word_error_rate(u.text, results["json"].text) <= 0.15, results["json"]  # type: ignore[attr-defined]
     assert word_error_rate(u.text, str(results["text"])) <= 0.15
     for fmt in ("srt", "vtt"):

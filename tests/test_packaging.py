@@ -26,7 +26,7 @@ NOT_PACKAGED = {"test_transcription", "devserver"}  # a check script and the tes
 
 
 def pyproject() -> dict[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())  # type: ignore[no-any-return]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def requirement_sections() -> dict[str, list[str]]:
