@@ -11,7 +11,9 @@ rarely cut in two, and keeps only its speech and a little around it; a chunk wit
 skipped (no model call). Chunks are decoded independently — the caller's prompt on each, never
 the text before it: on LibriVox, prompting a chunk with the previous one's text made Whisper
 skip or repeat whole sentences and invent endings ("Thank you.", "We'll see you next time.")
-in the pause the chunk ends in, while independent chunks matched one long call's word error rate.
+in the pause the chunk ends in; independent chunks came within a few words of one long call
+(the LibriVox sample four times, 111 s: 1.4 % word error rate both ways; 76 s of Piper speech:
+4.1 % against 2.7 %).
 """
 
 from __future__ import annotations
