@@ -7,7 +7,8 @@ tasks it creates, which copy its context — carries it, whatever module logs it
 outside any session (startup, the scheduler's workers, uvicorn's access log) show ``-``.
 
 Nothing is configured at import: :func:`configure` (or :func:`uvicorn_log_config`, for uvicorn's
-own loggers too) is called by the entry point.
+own loggers too) is called by the entry point, :func:`configure_from_env_unless_configured` by the
+app's lifespan.
 """
 
 from __future__ import annotations
@@ -90,6 +91,15 @@ def configure(level: str | int = "info", fmt: str = "text", stream: TextIO | Non
     root.addHandler(handler)
     root.setLevel(_level(level))
     return handler
+
+
+def configure_from_env_unless_configured() -> logging.Handler | None:
+    """For the app's lifespan under a plain ``uvicorn server:app``: configure from
+    ``STT_LOG_LEVEL``/``STT_LOG_FORMAT`` unless the root logger has handlers already (``stt-server``
+    configured it, or a test harness did); returns the handler added, if any."""
+    if logging.getLogger().handlers:
+        return None
+    return configure(*from_env())
 
 
 def uvicorn_log_config(level: str = "info", fmt: str = "text") -> dict[str, Any]:

@@ -100,3 +100,20 @@ def test_uvicorn_config_puts_uvicorn_and_the_app_on_one_format() -> None:
     assert len(lines) == 2, out
     assert "INFO uvicorn.error [session=abc] from uvicorn" in lines[0]
     assert "INFO server [session=abc] from the app" in lines[1]
+
+
+def test_the_lifespan_helper_leaves_a_configured_root_alone(captured: io.StringIO) -> None:
+    root = logging.getLogger()
+    before = root.handlers[:]
+    if before:  # pytest's own capture handlers count as configured
+        assert logging_setup.configure_from_env_unless_configured() is None
+        assert root.handlers == before
+    for h in before:
+        root.removeHandler(h)
+    try:
+        handler = logging_setup.configure_from_env_unless_configured()
+        assert handler is not None and root.handlers == [handler]
+        assert logging_setup.configure_from_env_unless_configured() is None
+    finally:
+        for h in before:
+            root.addHandler(h)
