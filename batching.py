@@ -65,7 +65,7 @@ def transcribe_batch(transcriber: Transcriber, items: list[BatchItem]) -> list[T
             results[i] = transcriber.transcribe(*items[i])
         else:
             groups.setdefault(key, []).append(i)
-    for (language, _, _), indices in groups.items():
+    for (language, *_), indices in groups.items():
         if len(indices) == 1:
             results[indices[0]] = transcriber.transcribe(*items[indices[0]])
             continue
@@ -83,7 +83,7 @@ def _batch_key(transcriber: Transcriber, options: DecodeOptions) -> tuple[Any, .
     language = transcriber.default_language or options.language
     if language is None:
         return None
-    return language, options.beam_size, options.word_timestamps
+    return language, options.beam_size, options.word_timestamps, options.without_timestamps
 
 
 @functools.cache
@@ -163,7 +163,9 @@ def _shared_prompts(model: Any, tokenizer: Any, windows: list[_Window], shared: 
     prompts = []
     for w in windows:
         previous = w.previous_tokens(model)
-        prompts.append(model.get_prompt(tokenizer, previous[len(previous) - shared :]))
+        prompts.append(
+            model.get_prompt(tokenizer, previous[len(previous) - shared :], w.options.without_timestamps)
+        )
     return prompts
 
 
@@ -204,6 +206,9 @@ def _step(model: Any, tokenizer: Any, windows: list[_Window], shared: int) -> No
         _add_words(model, tokenizer, windows, sizes, passes, encoder_output)
     for p in passes:
         _keep_segments(tokenizer, p)
+    for w in windows:
+        if w.options.single_pass:
+            w.seek = w.content_frames
 
 
 def _generate(
@@ -217,7 +222,7 @@ def _generate(
     budgets = []
     for w in windows:
         previous = w.previous_tokens(model)
-        own = model.get_prompt(tokenizer, previous)  # what a serial call would send
+        own = model.get_prompt(tokenizer, previous, w.options.without_timestamps)  # as a serial call
         new_tokens = w.options.max_new_tokens
         max_length = len(own) + new_tokens if new_tokens is not None else model.max_length
         if max_length > model.max_length:

@@ -15,6 +15,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
+
 from audio_decode import DecodeError, DecoderFailure, StreamDecoder
 from protocol import ProtocolError, transcript_message
 from scheduler import Scheduler
@@ -44,9 +46,11 @@ def live_decode_options(window: Window, language: str | None, context_seconds: f
         context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
         max_new_tokens=int(16 + 8 * window.seconds),
         # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
-        # short tail after the last timestamp (2-3 passes per update, and the tails invent
-        # words). Word times come from the alignment either way.
-        extra={"without_timestamps": True},
+        # short tail after the last timestamp, and with word timestamps the tail after the last
+        # word (2-3 passes per update, and the tails invent words). Word times come from the
+        # alignment either way.
+        without_timestamps=True,
+        single_pass=True,
     )
 
 
@@ -174,18 +178,23 @@ class LiveSession:
                 )
             if decoding.done():
                 return
-            window = self._policy.pending_window()
-            if window is not None:
-                await self._transcribe_and_send(window)
+            await self._transcribe_and_send(final=False)  # a turn: nothing to do costs nothing
 
     async def _flush(self) -> None:
-        window = self._policy.pending_window(final=True)
-        if window is not None:
-            await self._transcribe_and_send(window)
+        await self._transcribe_and_send(final=True)
 
-    async def _transcribe_and_send(self, window: Window) -> None:
-        options = live_decode_options(window, self._language, self._context_seconds)
-        result = await self._scheduler.transcribe(window.audio, options)
+    def _build(self, final: bool) -> tuple[np.ndarray, DecodeOptions, Window] | None:
+        """The window, cut when the model is free for it (not when the turn was queued)."""
+        window = self._policy.pending_window(final=final)
+        if window is None:
+            return None
+        return window.audio, live_decode_options(window, self._language, self._context_seconds), window
+
+    async def _transcribe_and_send(self, *, final: bool) -> None:
+        done = await self._scheduler.transcribe_latest(lambda: self._build(final))
+        if done is None:
+            return
+        window, result = done
         update = self._policy.apply(window, result)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

@@ -7,6 +7,7 @@ model work happens where the call is made, not later in whoever iterates the res
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -103,7 +104,18 @@ class DecodeOptions:
     # by this, not by the audio: a 10 s context runs several times faster than 30 s.
     context_seconds: float | None = None
     max_new_tokens: int | None = None  # bounds a repetition loop's cost
+    # Text only, no timestamp tokens (word times still come from the alignment).
+    without_timestamps: bool = False
+    # Decode the audio's first window once and stop. With word timestamps faster-whisper goes on
+    # from the last aligned word and decodes the short tail after it again: a second encode and
+    # decode per live update (~30 % of its cost) that mostly yields an invented word. Only with
+    # ``without_timestamps``, where one pass gives exactly one segment.
+    single_pass: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.single_pass and not self.without_timestamps:
+            raise ValueError("single_pass needs without_timestamps")
 
 
 def _resolve_device(device: str) -> str:
@@ -246,8 +258,11 @@ class Transcriber:
             temperature=list(options.temperature),
             condition_on_previous_text=options.condition_on_previous_text,
             max_new_tokens=options.max_new_tokens,
+            without_timestamps=options.without_timestamps,
             **options.extra,
         )
+        if options.single_pass:  # one segment per pass without timestamps: stop after the first
+            segments = itertools.islice(segments, 1)
         return (_convert(s) for s in segments), info.language, float(info.duration)
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions = DecodeOptions()) -> Transcript:

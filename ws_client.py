@@ -18,6 +18,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from audio_decode import SAMPLE_RATE, encode_audio
+from webm_slices import time_slices
 
 
 class ClientError(Exception):
@@ -49,17 +50,10 @@ class StreamResult:
         return self.of_type("error")
 
 
-def slice_encoded(data: bytes, duration: float, slice_seconds: float = 0.25) -> list[bytes]:
-    """Cut an encoded stream into slices of about ``slice_seconds`` each (by byte share),
-    the way a browser's MediaRecorder hands out time slices."""
-    count = max(1, round(duration / slice_seconds))
-    size = max(1, -(-len(data) // count))
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
 def webm_slices(audio: np.ndarray, slice_seconds: float = 0.25) -> list[bytes]:
-    """16 kHz float32 audio as WebM/Opus in ~``slice_seconds`` slices."""
-    return slice_encoded(encode_audio(audio, "webm"), len(audio) / SAMPLE_RATE, slice_seconds)
+    """16 kHz float32 audio as WebM/Opus cut into ``slice_seconds`` of audio each, by the
+    blocks' timestamps (as MediaRecorder does), not by byte share: Opus is variable-bitrate."""
+    return time_slices(encode_audio(audio, "webm"), slice_seconds)
 
 
 def pcm16_slices(audio: np.ndarray, slice_seconds: float = 0.02) -> list[bytes]:
@@ -110,7 +104,8 @@ async def stream(
                     delay = start + i * interval - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                await ws.send(chunk)
+                if chunk:  # an empty time slice: nothing was recorded in it
+                    await ws.send(chunk)
             if send_eof:
                 await ws.send(json.dumps({"type": "eof"}))
                 result.eof_at = time.perf_counter() - start

@@ -34,6 +34,8 @@ class Speech:
     audio: np.ndarray  # 16 kHz mono float32
     reference: str
     utterances: int
+    # (start in the stream (s), index into librivox()) of each utterance, in order
+    placed: tuple[tuple[float, int], ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -61,6 +63,7 @@ def build_speech(
     rng = random.Random(seed)
     parts: list[np.ndarray] = []
     refs: list[str] = []
+    placed: list[tuple[float, int]] = []
     total = 0
     i = 0
     while (total < seconds * SAMPLE_RATE) if seconds is not None else (i < repeats * len(utts)):
@@ -68,16 +71,38 @@ def build_speech(
         gap = pause if isinstance(pause, (int, float)) else rng.uniform(*pause)
         parts += [audio, np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)]
         refs.append(text)
+        placed.append((total / SAMPLE_RATE, i % len(utts)))
         total += len(audio) + int(gap * SAMPLE_RATE)
         i += 1
-    return Speech(np.concatenate(parts), " ".join(refs), i)
+    return Speech(np.concatenate(parts), " ".join(refs), i, tuple(placed))
 
 
 def truth_words(model: Transcriber, audio: np.ndarray) -> tuple[list[Word], str]:
-    """Offline word-timestamped transcription (beam 5, Whisper's full context): the word end
-    times latencies are measured from, and the offline text (the WER reference point)."""
+    """Offline word-timestamped transcription (beam 5, Whisper's full context) of one utterance:
+    the word end times latencies are measured from, and the offline text (the WER reference
+    point). Meant for audio under 30 s: see ``speech_truth`` for a longer stream."""
     result = model.transcribe(audio, DecodeOptions(language="en", beam_size=5, word_timestamps=True))
     return [w for s in result.segments for w in s.words], result.text
+
+
+def speech_truth(model: Transcriber, speech: Speech) -> tuple[list[Word], str]:
+    """``truth_words`` for a joined stream, one utterance at a time, shifted to where each sits.
+
+    Not one pass over the whole stream: past Whisper's 30 s window tiny.en's long-form decoding
+    repeats a sentence and drops others (WER 0.38 on the 60 s stream), which would make it a
+    wrong clock for every word after the first window.
+    """
+    utts = librivox()
+    cache: dict[int, tuple[list[Word], str]] = {}
+    words: list[Word] = []
+    texts: list[str] = []
+    for start, index in speech.placed:
+        if index not in cache:
+            cache[index] = truth_words(model, utts[index][0])
+        ws, text = cache[index]
+        words += [Word(w.start + start, w.end + start, w.text, w.probability) for w in ws]
+        texts.append(text.strip())
+    return words, " ".join(texts)
 
 
 def _norm(words: Sequence[Word]) -> list[str]:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from audio_decode import SAMPLE_RATE, decode_file  # noqa: E402
 from session import live_decode_options  # noqa: E402
-from streaming import StreamingOptions, StreamingPolicy  # noqa: E402
+from streaming import StreamingOptions, StreamingPolicy, Window  # noqa: E402
 from transcriber import DecodeOptions, ModelConfig, Transcriber  # noqa: E402
 from vad import VoiceActivity, silero_probability  # noqa: E402
 from wer import normalize_words, word_error_rate  # noqa: E402
@@ -43,7 +43,7 @@ args_verbose = False
 fixed_cost = 0.0
 
 
-def live_options(window, context):  # type: ignore[no-untyped-def]
+def live_options(window: Window, context: float | None) -> DecodeOptions:
     return live_decode_options(window, "en", context)
 
 

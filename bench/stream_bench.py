@@ -49,9 +49,9 @@ from _common import (
     machine,
     rss_mib,
     save_json,
+    speech_truth,
     stats,
     table,
-    truth_words,
 )
 
 from audio_decode import decode_file
@@ -192,7 +192,7 @@ def print_report(data: dict[str, Any]) -> None:
     levels = data["levels"]
     print(f"\n## Streaming through the server ({data['stream_seconds']:.1f} s of speech per session, "
           f"WebM/Opus {data['slice']:.3f} s slices at real-time pace)\n")  # fmt: skip
-    print(f"Offline reference point (whole file, beam 5): WER {data['offline_wer']:.3f}\n")
+    print(f"Offline reference point (each utterance on its own, beam 5): WER {data['offline_wer']:.3f}\n")
     rows = []
     for lv in levels:
         cl, fs, ef, lag = lv["commit_latency"], lv["first_seen_latency"], lv["eof_to_final"], lv["lag"]
@@ -342,19 +342,19 @@ def main(argv: list[str] | None = None) -> int:
 
     speech = build_speech(args.seconds, repeats=args.repeats, pause=args.pause)
     chunks = webm_slices(speech.audio, args.slice)
-    # Audio per slice (slices are cut by byte share); slices are sent this far apart, so the audio
-    # goes out at exactly real-time pace and slice i has been "spoken" when slice i+1 is sent.
-    slice_s = speech.seconds / len(chunks)
+    # Slices are cut by the blocks' timestamps (as MediaRecorder does) and sent this far apart, so
+    # the audio goes out at real-time pace and slice i has been "spoken" when slice i+1 is sent.
+    slice_s = args.slice
     print(f"speech: {speech.utterances} utterances, {speech.seconds:.1f} s, {len(chunks)} WebM slices; "
           f"machine {machine()}", flush=True)  # fmt: skip
 
     model = Transcriber.load(ModelConfig())
     model.transcribe(speech.audio[: SAMPLE_RATE * 2], DecodeOptions(language="en"))  # warm up
     t = time.perf_counter()
-    truth, offline_text = truth_words(model, speech.audio)
+    truth, offline_text = speech_truth(model, speech)
     offline_s = time.perf_counter() - t
     offline_wer = word_error_rate(speech.reference, offline_text)
-    print(f"offline (beam 5): WER {offline_wer:.3f} in {offline_s:.1f} s "
+    print(f"offline (per utterance, beam 5): WER {offline_wer:.3f} in {offline_s:.1f} s "
           f"(RTF {offline_s / speech.seconds:.3f})", flush=True)  # fmt: skip
 
     data: dict[str, Any] = {

@@ -7,6 +7,7 @@ import asyncio
 import difflib
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,8 @@ def transcriber() -> Transcriber:
 
 
 def live_options(audio: np.ndarray, prompt: str | None, context: float | None = 12.0) -> DecodeOptions:
-    """What session.live_decode_options asks for: greedy, one temperature, a token budget."""
+    """What session.live_decode_options asks for: greedy, one temperature, a token budget, text
+    without timestamp tokens, one pass."""
     seconds = len(audio) / SAMPLE_RATE
     return DecodeOptions(
         prompt=prompt,
@@ -36,6 +38,8 @@ def live_options(audio: np.ndarray, prompt: str | None, context: float | None = 
         temperature=(0.0,),
         context_seconds=context,
         max_new_tokens=int(16 + 8 * seconds),
+        without_timestamps=True,
+        single_pass=True,
     )
 
 
@@ -61,12 +65,12 @@ def test_a_batch_gives_what_serial_calls_give(
     transcriber: Transcriber, utterances: list[Utterance], batch_sizes: list[int]
 ) -> None:
     """Four windows of different lengths and prompts: the same text and word times as one call
-    each. (Prompts of about one length: the batch cuts the longest by one token.)"""
+    each. (Prompts of one length, so the batch cuts none: a cut prompt may move a comma.)"""
     prompts = [
         "The family of Dashwood had long been settled in Sussex.",  # 12 tokens
         "Mrs. John Dashwood was a strong caricature of himself.",  # 12 tokens
         None,  # decoded in a batch of its own: no prompt cannot share a batch with prompts
-        "Their estate was large, and their residence was at Norland.",  # 13 tokens
+        "Their estate was large and their residence was at Norland.",  # 12 tokens
     ]
     items = [(decode_file(u.wav), p) for u, p in zip(utterances[:4], prompts, strict=True)]
     batch = [(audio, live_options(audio, prompt)) for audio, prompt in items]
@@ -292,3 +296,33 @@ def test_batch_size_one_never_batches() -> None:
     run(main)
     assert batch.batches == []
     assert model.calls == [f"j{i}" for i in range(4)]
+
+
+def test_single_pass_encodes_once_and_keeps_the_first_pass(
+    transcriber: Transcriber, utterances: list[Utterance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Word timestamps make faster-whisper decode again from the last word to the end; a live
+    update wants the first pass only, and one encoder run, serial or batched."""
+    model = transcriber._model
+    encodes: list[int] = []
+    encode = model.encode
+
+    def counting(features: Any) -> Any:
+        encodes.append(len(features))
+        return encode(features)
+
+    monkeypatch.setattr(model, "encode", counting)
+    audio = np.concatenate([decode_file(utterances[1].wav), np.zeros(SAMPLE_RATE, dtype=np.float32)])
+    multi = transcriber.transcribe(audio, replace(live_options(audio, None), single_pass=False))
+    assert len(encodes) >= 2  # the tail after the last word was decoded again
+    encodes.clear()
+    one = transcriber.transcribe(audio, live_options(audio, None))
+    assert len(encodes) == 1
+    assert one.segments == multi.segments[:1]
+    encodes.clear()
+    batched = transcribe_batch(
+        transcriber, [(audio, live_options(audio, None)), (audio, live_options(audio, None))]
+    )
+    assert len(encodes) == 1 and [b.text for b in batched] == [one.text, one.text]
+    with pytest.raises(ValueError, match="without_timestamps"):
+        DecodeOptions(single_pass=True)

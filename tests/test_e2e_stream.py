@@ -56,6 +56,7 @@ def test_librivox_stream_in_real_time(
     ready = result.messages[0].message
     assert ready["protocol"] == 1 and ready["model"] == "tiny.en" and ready["language"] == "en"
     assert len(result.of_type("transcript")) >= 10  # live updates, not one answer at the end
+    assert result.final is not None
     live_wer = word_error_rate(reference, result.final["text"])
     assert live_wer <= offline_wer + 0.05, (
         f"WER {live_wer:.3f} (offline {offline_wer:.3f}): {result.final['text']}"
@@ -87,12 +88,14 @@ def test_two_sessions_and_silence_and_noise_at_once(
     speech_a, speech_b, quiet, hiss = asyncio.run(all_at_once())
     for result in (speech_a, speech_b):
         assert_protocol_invariants(result)
+        assert result.final is not None
         live_wer = word_error_rate(reference, result.final["text"])
         # Two speech sessions share 2 cores with two more: each sees fewer updates than a lone
         # stream (checked against offline + 0.05 above); "right" here is within 8 points.
         assert live_wer <= offline_wer + 0.08, f"WER {live_wer:.3f}: {result.final['text']}"
     for result in (quiet, hiss):
         assert_protocol_invariants(result)
+        assert result.final is not None
         assert result.final["text"] == "" and result.final["segments"] == []
         assert all(m["text"] == "" for m in result.of_type("transcript"))
 
@@ -101,6 +104,7 @@ def test_pcm16_frames_in_real_time(live_server: LiveServer, utterances: list[Utt
     audio, reference = join_utterances(utterances[:2])
     result = asyncio.run(stream(live_server.ws + "?format=pcm16", pcm16_slices(audio), interval=0.02))
     assert_protocol_invariants(result)
+    assert result.final is not None
     assert word_error_rate(reference, result.final["text"]) <= 0.15
 
 
@@ -111,7 +115,9 @@ def test_pcm16_at_48k_is_resampled(live_server: LiveServer, utterances: list[Utt
     chunks = [pcm[i : i + 96000] for i in range(0, len(pcm), 96000)]  # 1 s frames
     result = asyncio.run(stream(live_server.ws + "?format=pcm16&sample_rate=48000", chunks, interval=None))
     assert_protocol_invariants(result)
+    assert result.final is not None
     assert result.final["audio_seconds"] == pytest.approx(len(first) / SAMPLE_RATE, abs=0.05)
+    assert result.final is not None
     assert word_error_rate(reference, result.final["text"]) <= 0.15
 
 
@@ -189,6 +195,7 @@ def test_bad_text_frames_get_bad_message_and_the_session_goes_on(
     result = asyncio.run(_exchange(live_server.ws, frames))
     assert [m["code"] for m in result.errors] == ["bad_message"] * 3
     assert result.close_code == 1000
+    assert result.final is not None
     assert word_error_rate(reference, result.final["text"]) <= 0.15
 
 
@@ -218,6 +225,7 @@ def test_session_audio_limit_ends_with_final(tmp_path: Path, joined_speech: tupl
     try:
         result = asyncio.run(stream(server.ws, webm_slices(audio[: 8 * SAMPLE_RATE]), interval=0.05))
         assert_protocol_invariants(result)
+        assert result.final is not None
         assert result.final["audio_seconds"] == pytest.approx(4.0, abs=0.05)
         assert "dashwood" in result.final["text"].lower()
     finally:

@@ -323,3 +323,67 @@ def test_stats() -> None:
     assert before == SchedulerStats(0, 0, 0, 0.0)
     assert after.queued == 0 and after.running == 0 and after.jobs_done == 3
     assert after.busy_seconds >= 3 * 0.02
+
+
+def test_a_turn_builds_its_window_when_the_model_is_free() -> None:
+    """``transcribe_latest`` cuts the window when a worker reaches the turn: audio that arrived
+    while other sessions' calls ran is in it (a window cut at enqueue time would be stale)."""
+    model = FakeModel(delay=0.0)
+    model.release.clear()
+    audio = {"b": 0.1}  # seconds of audio session b has
+
+    def build_b() -> tuple[np.ndarray, DecodeOptions, str]:
+        return (*job("b", audio["b"]), f"window of {audio['b']} s")
+
+    async def main() -> tuple[str, Transcript] | None:
+        s = await started(Scheduler(model))
+        try:
+            a = asyncio.create_task(s.transcribe(*job("a")))
+            await asyncio.to_thread(model.started.wait, 5)  # a is in the model
+            b = asyncio.create_task(s.transcribe_latest(build_b))
+            await asyncio.sleep(0.05)
+            audio["b"] = 0.5  # more audio arrives while b waits for its turn
+            model.release.set()
+            await a
+            return await b
+        finally:
+            await s.stop()
+
+    done = run(main)
+    assert done is not None
+    tag, result = done
+    assert tag == "window of 0.5 s" and result.duration == pytest.approx(0.5)
+
+
+def test_a_turn_with_nothing_to_do_costs_no_model_call() -> None:
+    model = FakeModel(delay=0.0)
+
+    async def main() -> tuple[object, SchedulerStats]:
+        s = await started(Scheduler(model))
+        try:
+            return await s.transcribe_latest(lambda: None), s.stats()
+        finally:
+            await s.stop()
+
+    done, stats = run(main)
+    assert done is None and model.calls == [] and stats.jobs_done == 0
+
+
+def test_a_failing_build_fails_only_its_caller() -> None:
+    model = FakeModel(delay=0.0)
+
+    def broken() -> tuple[np.ndarray, DecodeOptions, str]:
+        raise RuntimeError("no window")
+
+    async def main() -> str:
+        s = await started(Scheduler(model))
+        try:
+            bad = asyncio.create_task(s.transcribe_latest(broken))
+            good = asyncio.create_task(s.transcribe(*job("good")))
+            with pytest.raises(RuntimeError, match="no window"):
+                await bad
+            return (await good).text
+        finally:
+            await s.stop()
+
+    assert run(main) == "good"

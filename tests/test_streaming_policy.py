@@ -656,6 +656,7 @@ def test_apply_without_change_returns_none() -> None:
 
 def continued_prompt(s: float) -> list[Segment]:
     """A confident sentence placed in a pause, repeated: the model continuing its prompt."""
+
     def sentence(t: float) -> Segment:
         texts = (" And", " that's", " what", " he", " said.")
         words = tuple(Word(t + 0.1 * i, t + 0.1 * (i + 1), w, 0.8) for i, w in enumerate(texts))
