@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from transcriber import ModelConfig
+from transcriber import ModelConfig, resolve_device
 
 
 class ConfigError(Exception):
@@ -38,6 +38,9 @@ def _origins(env: dict[str, str]) -> tuple[str, ...]:
     return origins
 
 
+MAX_AUTO_WORKERS = 4  # scheduler workers chosen on a CPU at most (STT_SCHEDULER_WORKERS: any)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -53,7 +56,7 @@ class ServerConfig:
     shutdown_grace: float = 10.0  # on SIGTERM/SIGINT: time for live sessions to send their final
     token: str | None = field(default=None, repr=False)  # access token (None: no token needed)
     allowed_origins: tuple[str, ...] = ("*",)  # Origin values allowed to open WebSockets
-    scheduler_workers: int = 1  # model calls running at once
+    scheduler_workers: int = 0  # model calls running at once (0: auto, see resolved())
     batch_size: int = 0  # windows of several sessions per model call (0: auto: 8 on CUDA, 1 on CPU)
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
 
@@ -82,3 +85,23 @@ class ServerConfig:
             batch_size=int(_number(env, "BATCH_SIZE", cls.batch_size, int)),
             encoder_context=_number(env, "ENCODER_CONTEXT", cls.encoder_context),
         )
+
+    def resolved(self, cores: int | None = None) -> ServerConfig:
+        """The parallelism settings left at 0 (auto), made concrete for this machine.
+
+        On a CPU: one scheduler worker per core, up to 4, each a CTranslate2 worker with the
+        cores divided among them. tiny.en's small matrices gain little from a second thread per
+        call and much from a second call at once: on 2 cores one 6 s live window costs 0.21 s
+        with 2 threads, 0.18 s with 1, and two 1-thread calls at once 0.13 s a window
+        (``bench/stream_bench.py``: 8 streams, median commit latency 3.1 s -> 1.9 s). On CUDA:
+        one worker, which batches windows instead (see ``batch_size``).
+        """
+        cores = cores or os.cpu_count() or 1
+        if resolve_device(self.model.device) == "cuda":
+            workers = self.scheduler_workers or 1
+            threads = self.model.cpu_threads or cores
+        else:
+            workers = self.scheduler_workers or min(cores, MAX_AUTO_WORKERS)
+            threads = self.model.cpu_threads or max(1, cores // workers)
+        model = replace(self.model, cpu_threads=threads, num_workers=self.model.num_workers or workers)
+        return replace(self, scheduler_workers=workers, model=model)

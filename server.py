@@ -56,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     from transcriber import ModelLoadError
 
     try:
-        config: ServerConfig = getattr(app.state, "config", None) or ServerConfig.from_env()
+        config: ServerConfig = (getattr(app.state, "config", None) or ServerConfig.from_env()).resolved()
         transcriber: Transcriber | None = getattr(app.state, "transcriber", None)
         if transcriber is None:
             transcriber = await asyncio.to_thread(Transcriber.load, config.model)
@@ -71,6 +71,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.draining = False
     app.state.scheduler = Scheduler.for_transcriber(transcriber, config.scheduler_workers, config.batch_size)
     await app.state.scheduler.start()
+    log.info(
+        "scheduler: %d worker(s), %d CPU thread(s) each, up to %d window(s) per model call",
+        config.scheduler_workers, config.model.cpu_threads, app.state.scheduler.batch_size,
+    )  # fmt: skip
     remove_redaction = security.install_log_redaction()
     hook = ShutdownHook(lambda: _drain(app))
     hook.install()

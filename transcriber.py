@@ -37,8 +37,8 @@ class ModelConfig:
     model: str = EMBEDDED_MODEL
     device: str = "auto"  # auto | cpu | cuda
     compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
-    cpu_threads: int = 0  # 0: one per core
-    num_workers: int = 1
+    cpu_threads: int = 0  # 0: one per core (the server divides the cores among its workers)
+    num_workers: int = 0  # 0: one (the server: one per scheduler worker)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> ModelConfig:
@@ -118,7 +118,7 @@ class DecodeOptions:
             raise ValueError("single_pass needs without_timestamps")
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str) -> str:
     if device != "auto":
         return device
     import ctranslate2
@@ -206,7 +206,7 @@ class Transcriber:
         """Load the model named by ``config``; :class:`ModelLoadError` says what was tried."""
         name, source = resolve_model_source(config.model)
         try:
-            device = _resolve_device(config.device)
+            device = resolve_device(config.device)
             compute_type = _resolve_compute_type(config.compute_type, device)
             from faster_whisper import WhisperModel
 
@@ -216,7 +216,7 @@ class Transcriber:
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=config.cpu_threads or (os.cpu_count() or 1),
-                num_workers=config.num_workers,
+                num_workers=config.num_workers or 1,
             )
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

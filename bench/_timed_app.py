@@ -39,5 +39,5 @@ class TimedTranscriber(Transcriber):
 
 def create() -> FastAPI:
     """The app, configured from ``STT_*`` as ``server:app`` is, with the timed transcriber."""
-    config = ServerConfig.from_env()
+    config = ServerConfig.from_env().resolved()  # the threads and workers the server would pick
     return server.create_app(config, TimedTranscriber.load(config.model))

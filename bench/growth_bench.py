@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = (float(x) for x in args.pause.split(","))
 
     speech = build_speech(args.minutes * 60, pause=(lo, hi), seed=args.seed)
-    config = ServerConfig.from_env()
+    config = ServerConfig.from_env().resolved()  # the server's threads per model call
     context = config.encoder_context if config.encoder_context < 30 else None
     print(f"speech: {speech.utterances} utterances, {speech.seconds:.1f} s; encoder context {context}; "
           f"machine {machine()}", flush=True)  # fmt: skip

@@ -2,11 +2,14 @@
 the seed's literal design (whole buffer re-transcribed on every chunk).
 
 For each concurrency level N it starts N WebSocket sessions together (``ws_client.stream``,
-WebM/Opus in 250 ms slices sent 250 ms apart) on one server it started itself, and reports:
+WebM/Opus cut into 250 ms slices by block time, as MediaRecorder does, sent 250 ms apart) on one
+server it started itself — a level of fewer than ``--min-sessions`` streams is run again until it
+has that many sessions — and reports:
 
 * WER of each session's ``final`` text against the reference (offline WER as the reference point);
 * committed-word latency: from a word's end in the audio to its arrival in ``committed``
-  (word end times from an offline beam-5 word-timestamped transcription, aligned with difflib);
+  (word end times from an offline beam-5 word-timestamped transcription of each utterance,
+  aligned with difflib);
   first-seen latency: the same up to its first appearance in ``text`` (tentative included);
 * time from sending ``eof`` to receiving ``final``;
 * lag: when an update was applied, how much audio had been spoken that its window did not
@@ -18,7 +21,7 @@ Times follow a live microphone's clock: a slice is sent once its audio has been 
 word ending at audio time T was spoken at T, and its latency is its arrival time minus T.
 
     python bench/stream_bench.py                          # full: 1, 2, 4, 8 streams of ~60 s
-    python bench/stream_bench.py --seconds 20 --streams 1 --baseline-cap 30   # smoke run
+    python bench/stream_bench.py --seconds 20 --streams 1 --min-sessions 1 --baseline-cap 30  # smoke
 
 Prints markdown tables; writes bench/results/stream_bench.{json,png}.
 """
@@ -198,8 +201,8 @@ def print_report(data: dict[str, Any]) -> None:
         cl, fs, ef, lag = lv["commit_latency"], lv["first_seen_latency"], lv["eof_to_final"], lv["lag"]
         comp = lv["compute"] or {}
         rows.append([
-            lv["streams"], lv["wer_mean"], lv["wer_max"], cl["median"], cl["p90"], fs["median"],
-            ef["median"], ef["max"], lag["median"], lag["max"], lv["max_gap"],
+            lv["streams"], f"{lv['wer_mean']:.3f}", f"{lv['wer_max']:.3f}", cl["median"], cl["p90"],
+            fs["median"], ef["median"], ef["max"], lag["median"], lag["max"], lv["max_gap"],
             lv["updates_per_session"]["median"], comp.get("median"), comp.get("p90"), lv["utilisation"],
             lv["peak_rss_mib"], lv["failed_sessions"],
         ])  # fmt: skip
@@ -207,7 +210,7 @@ def print_report(data: dict[str, Any]) -> None:
         "streams", "WER mean", "WER max", "commit lat. median (s)", "commit lat. p90 (s)",
         "first-seen lat. median (s)", "eof→final median (s)", "eof→final max (s)", "lag median (s)",
         "lag max (s)", "max gap between updates (s)", "updates/session", "compute/call median (s)",
-        "compute/call p90 (s)", "model busy", "server peak RSS (MiB)", "failed",
+        "compute/call p90 (s)", "model busy (calls at once)", "server peak RSS (MiB)", "failed",
     ], rows))  # fmt: skip
     b = data.get("baseline")
     if not b:
@@ -335,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--plain", action="store_true", help="run server:app as it is (no per-call compute figures)"
     )
+    p.add_argument(
+        "--min-sessions", type=int, default=4, help="repeat a level until it has this many sessions"
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="per-session wait for the server (s)")
     p.add_argument("--name", default="stream_bench", help="file name stem under bench/results/")
     args = p.parse_args(argv)  # fmt: skip
@@ -370,9 +376,14 @@ def main(argv: list[str] | None = None) -> int:
         warm = webm_slices(speech.audio[: SAMPLE_RATE * 5], args.slice)
         asyncio.run(stream(server.ws, warm, interval=None, timeout=args.timeout))
         for n in levels:
-            sessions, began, ended, peak = asyncio.run(
-                run_level(server, chunks, n, slice_s, args.stagger, args.timeout)
-            )
+            # Fewer than --min-sessions streams: repeat the level, so every WER is a mean over
+            # as many sessions (one session's WER moves by a whole word from run to run).
+            rounds = [
+                asyncio.run(run_level(server, chunks, n, slice_s, args.stagger, args.timeout))
+                for _ in range(max(1, -(-args.min_sessions // n)))
+            ]
+            sessions = [x for r in rounds for x in r[0]]
+            began, ended, peak = rounds[0][1], rounds[-1][2], max(r[3] for r in rounds)
             updates, calls = _server.read_log(server.log)
             figures = [
                 session_figures(s, truth, speech.reference, speech.seconds, slice_s, updates)

@@ -58,3 +58,28 @@ def test_token_is_not_in_the_repr() -> None:
 def test_bad_values_are_refused(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         ServerConfig.from_env({name: value})
+
+
+def test_auto_parallelism_on_a_cpu_gives_each_core_a_one_thread_worker() -> None:
+    auto = ServerConfig.from_env({"STT_DEVICE": "cpu"})
+    assert auto.scheduler_workers == 0 and auto.model.cpu_threads == 0 and auto.model.num_workers == 0
+    two = auto.resolved(cores=2)
+    assert (two.scheduler_workers, two.model.num_workers, two.model.cpu_threads) == (2, 2, 1)
+    many = auto.resolved(cores=16)
+    assert (many.scheduler_workers, many.model.num_workers, many.model.cpu_threads) == (4, 4, 4)
+    one = auto.resolved(cores=1)
+    assert (one.scheduler_workers, one.model.num_workers, one.model.cpu_threads) == (1, 1, 1)
+
+
+def test_explicit_parallelism_settings_are_kept() -> None:
+    env = {"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "3", "STT_CPU_THREADS": "2", "STT_NUM_WORKERS": "5"}
+    c = ServerConfig.from_env(env).resolved(cores=2)
+    assert (c.scheduler_workers, c.model.num_workers, c.model.cpu_threads) == (3, 5, 2)
+    only_workers = ServerConfig.from_env({"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "1"}).resolved(
+        cores=8
+    )
+    assert (
+        only_workers.scheduler_workers,
+        only_workers.model.num_workers,
+        only_workers.model.cpu_threads,
+    ) == (1, 1, 8)
