@@ -287,7 +287,9 @@ def _positive(kind: type) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of the three commands."""
-    parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n\n")[0])
+    # The installed command is "stt"; run from a clone (or in-process by the tests) it is cli.py.
+    prog = "stt" if Path(sys.argv[0]).name == "stt" else "cli.py"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{tts,stt,stream}")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from streaming import _is_hallucination as is_hallucination  # the live policy's filter, reused
+from streaming import is_hallucination  # the live policy's filter, reused
 from transcriber import DecodeOptions, Segment, Transcript
 from vad import FRAME, ProbabilityFn
 

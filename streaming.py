@@ -245,7 +245,7 @@ class StreamingPolicy:
         for seg in result.segments:
             phrase = _phrase(seg.text)
             repeated, previous = phrase == previous, phrase
-            if repeated or _is_hallucination(seg) or not self._heard(window, seg):
+            if repeated or is_hallucination(seg) or not self._heard(window, seg):
                 continue
             for w in _without_unsure_tail(seg.words):
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
@@ -371,7 +371,7 @@ def _phrase(text: str) -> str:
     return " ".join(filter(None, (normalize(w) for w in text.split())))
 
 
-def _is_hallucination(seg: Segment) -> bool:
+def is_hallucination(seg: Segment) -> bool:
     """Whisper's inventions: text continued from the prompt into a pause, loops, stock phrases.
 
     Invented segments come with near-zero word probabilities (often squeezed into zero-length

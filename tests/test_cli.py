@@ -347,3 +347,11 @@ def test_query_parameters_are_added() -> None:
     assert cli._with_query("ws://h:1/ws/transcribe?token=t", format="pcm16") == (
         "ws://h:1/ws/transcribe?token=t&format=pcm16"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv0", "prog"), [("/usr/local/bin/stt", "stt"), ("cli.py", "cli.py"), ("pytest", "cli.py")]
+)
+def test_help_names_the_command_as_typed(monkeypatch: pytest.MonkeyPatch, argv0: str, prog: str) -> None:
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert cli.build_parser().format_usage().startswith(f"usage: {prog} ")
