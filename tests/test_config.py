@@ -69,6 +69,12 @@ def test_auto_parallelism_on_a_cpu_gives_each_core_a_one_thread_worker() -> None
     assert (many.scheduler_workers, many.model.num_workers, many.model.cpu_threads) == (4, 4, 4)
     one = auto.resolved(cores=1)
     assert (one.scheduler_workers, one.model.num_workers, one.model.cpu_threads) == (1, 1, 1)
+    # the session limit follows the workers: 6 real-time streams each keep a 2.5 s median latency
+    assert (one.max_sessions, two.max_sessions, many.max_sessions) == (6, 12, 24)
+    assert (
+        ServerConfig.from_env({"STT_DEVICE": "cpu", "STT_MAX_SESSIONS": "3"}).resolved(cores=2).max_sessions
+        == 3
+    )
 
 
 def test_explicit_parallelism_settings_are_kept() -> None:
