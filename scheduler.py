@@ -70,7 +70,6 @@ class JobTiming:
 JobListener = Callable[[JobTiming], None]
 
 
-Request = tuple[np.ndarray, DecodeOptions]
 T = TypeVar("T")
 
 
@@ -79,9 +78,7 @@ class _Job:
     build: Callable[[], tuple[np.ndarray, DecodeOptions, Any] | None]
     future: asyncio.Future[tuple[Any, Transcript] | None]
     queued_at: float
-    audio: np.ndarray | None = None  # set when a worker builds it
-    options: DecodeOptions | None = None
-    tag: Any = None
+    built: tuple[np.ndarray, DecodeOptions, Any] | None = None  # set when a worker builds it
 
     def prepare(self) -> bool:
         """Build the window now; False (and the caller gets None) when there is nothing to do
@@ -94,8 +91,19 @@ class _Job:
         if built is None:
             self.future.set_result(None)
             return False
-        self.audio, self.options, self.tag = built
+        self.built = built
         return True
+
+    @property
+    def request(self) -> tuple[np.ndarray, DecodeOptions]:
+        """(audio, options) of the window :meth:`prepare` built."""
+        assert self.built is not None, "a job runs only once prepared"
+        return self.built[0], self.built[1]
+
+    @property
+    def tag(self) -> Any:
+        assert self.built is not None, "a job runs only once prepared"
+        return self.built[2]
 
 
 class Scheduler:
@@ -200,7 +208,7 @@ class Scheduler:
             self._running += len(jobs)
             outcomes: list[Transcript | Exception | None] = [None] * len(jobs)  # None: never ran
             try:
-                items = [(j.audio, j.options) for j in jobs if j.audio is not None and j.options is not None]
+                items = [j.request for j in jobs]
                 outcomes[:] = await loop.run_in_executor(self._pool, self._run, items)
             finally:
                 self._finish(jobs, outcomes, started)
@@ -222,8 +230,7 @@ class Scheduler:
                 elif outcome is not None:
                     job.future.set_result((job.tag, outcome))
             failed = outcome is None or isinstance(outcome, Exception)
-            seconds = len(job.audio) / 16000 if job.audio is not None else 0.0
-            timing = JobTiming(started - job.queued_at, ran, seconds, failed, len(jobs))
+            timing = JobTiming(started - job.queued_at, ran, len(job.request[0]) / 16000, failed, len(jobs))
             for listener in self._listeners:
                 listener(timing)
 
