@@ -34,8 +34,8 @@ class Speech:
     audio: np.ndarray  # 16 kHz mono float32
     reference: str
     utterances: int
-    # (start in the stream (s), index into librivox()) of each utterance, in order
-    placed: tuple[tuple[float, int], ...] = ()
+    # (first sample, end sample, index into librivox()) of each utterance, in order
+    placed: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -63,7 +63,7 @@ def build_speech(
     rng = random.Random(seed)
     parts: list[np.ndarray] = []
     refs: list[str] = []
-    placed: list[tuple[float, int]] = []
+    placed: list[tuple[int, int, int]] = []
     total = 0
     i = 0
     while (total < seconds * SAMPLE_RATE) if seconds is not None else (i < repeats * len(utts)):
@@ -71,7 +71,7 @@ def build_speech(
         gap = pause if isinstance(pause, (int, float)) else rng.uniform(*pause)
         parts += [audio, np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)]
         refs.append(text)
-        placed.append((total / SAMPLE_RATE, i % len(utts)))
+        placed.append((total, total + len(audio), i % len(utts)))
         total += len(audio) + int(gap * SAMPLE_RATE)
         i += 1
     return Speech(np.concatenate(parts), " ".join(refs), i, tuple(placed))
@@ -92,14 +92,14 @@ def speech_truth(model: Transcriber, speech: Speech) -> tuple[list[Word], str]:
     repeats a sentence and drops others (WER 0.38 on the 60 s stream), which would make it a
     wrong clock for every word after the first window.
     """
-    utts = librivox()
-    cache: dict[int, tuple[list[Word], str]] = {}
+    cache: dict[int, tuple[list[Word], str]] = {}  # an utterance that comes again is the same audio
     words: list[Word] = []
     texts: list[str] = []
-    for start, index in speech.placed:
+    for first, end, index in speech.placed:
         if index not in cache:
-            cache[index] = truth_words(model, utts[index][0])
+            cache[index] = truth_words(model, speech.audio[first:end])
         ws, text = cache[index]
+        start = first / SAMPLE_RATE
         words += [Word(w.start + start, w.end + start, w.text, w.probability) for w in ws]
         texts.append(text.strip())
     return words, " ".join(texts)
