@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "librivox"
@@ -65,3 +67,27 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = start_server(tmp_path_factory.mktemp("server"))
     yield server
     stop_server(server)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """A /metrics page parsed by prometheus_client: ``name{label="value",…}`` → value, every sample."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
+def run_isolated(script: str, hang: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``script`` (``{root}`` filled with the project's folder) in a child interpreter, so a
+    hang fails the test by ``timeout`` (with the message ``hang``) instead of hanging pytest."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", script.format(root=str(ROOT))],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(hang)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import signal
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import run_isolated
 
 from child_process import ChildProcess
 
@@ -49,12 +47,7 @@ print("ok")
 
 def test_starting_children_beside_a_blas_call_under_uvloop_does_not_hang() -> None:
     pytest.importorskip("uvloop")
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", SCRIPT.format(root=str(ROOT))], capture_output=True, text=True, timeout=90
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("starting children beside a BLAS call hung")
+    done = run_isolated(SCRIPT, "starting children beside a BLAS call hung")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

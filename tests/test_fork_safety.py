@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT, run_isolated
 
 SCRIPT = """
 import asyncio, sys, threading
@@ -46,12 +44,9 @@ print("ok", products)
 def test_spawning_beside_a_blas_call_does_not_hang() -> None:
     pytest.importorskip("uvloop")
     pytest.importorskip("threadpoolctl")
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", SCRIPT.format(root=str(ROOT))], capture_output=True, text=True, timeout=90
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("spawning subprocesses beside a BLAS call hung (OpenBLAS fork handler deadlock)")
+    done = run_isolated(
+        SCRIPT, "spawning subprocesses beside a BLAS call hung (OpenBLAS fork handler deadlock)"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")
 

@@ -11,10 +11,9 @@ import httpx
 import numpy as np
 import pytest
 import websockets
-from conftest import LiveServer, Utterance
+from conftest import LiveServer, Utterance, parse_metrics
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from test_openai_api import FakeTranscriber
 
 import metrics
@@ -22,16 +21,6 @@ from config import ServerConfig
 from scheduler import JobTiming, Scheduler
 from server import create_app
 from transcriber import DecodeOptions, Transcript
-
-
-def parse(text: str) -> dict[str, float]:
-    """``name{label="value",…}`` → value, every sample of every family."""
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
 
 
 @pytest.fixture
@@ -43,7 +32,7 @@ def http() -> Iterator[TestClient]:
 def test_state_is_read_at_scrape_time(http: TestClient) -> None:
     response = http.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    scraped = parse(response.text)
+    scraped = parse_metrics(response.text)
     assert scraped["stt_live_sessions"] == 0
     assert scraped["stt_scheduler_queue_depth"] == 0 and scraped["stt_scheduler_running"] == 0
     assert scraped["stt_scheduler_busy_seconds_total"] == 0 and scraped["stt_scheduler_jobs_total"] == 0
@@ -52,7 +41,7 @@ def test_state_is_read_at_scrape_time(http: TestClient) -> None:
     sessions = http.app.state.sessions  # type: ignore[attr-defined]
     sessions.update(a=object(), b=object())
     try:
-        assert parse(http.get("/metrics").text)["stt_live_sessions"] == 2
+        assert parse_metrics(http.get("/metrics").text)["stt_live_sessions"] == 2
     finally:
         sessions.clear()
 
@@ -63,7 +52,7 @@ def test_model_calls_audio_and_errors_are_counted(http: TestClient, utterances: 
     assert http.post("/v1/audio/transcriptions", files={"file": ("x.wav", b"junk")}).status_code == 400
     metrics.count_error(http.app, "bad_message")  # what the WebSocket edge calls
     metrics.count_audio(http.app, 2.5)
-    scraped = parse(http.get("/metrics").text)
+    scraped = parse_metrics(http.get("/metrics").text)
     assert scraped["stt_model_call_seconds_count"] == 1 == scraped["stt_scheduler_jobs_total"]
     assert scraped["stt_scheduler_wait_seconds_count"] == 1
     assert scraped["stt_scheduler_busy_seconds_total"] > 0
@@ -116,7 +105,7 @@ def test_the_real_server_shows_live_sessions_and_the_model(live_server: LiveServ
         async with websockets.connect(live_server.ws) as ws:
             assert json.loads(await ws.recv())["type"] == "ready"
             async with httpx.AsyncClient() as client:
-                return parse((await client.get(f"{live_server.http}/metrics")).text)
+                return parse_metrics((await client.get(f"{live_server.http}/metrics")).text)
 
     during = asyncio.run(scrape_during_a_session())
     assert during["stt_live_sessions"] >= 1

@@ -17,9 +17,8 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from conftest import LiveServer, Utterance, join_utterances, start_server, stop_server
+from conftest import LiveServer, Utterance, join_utterances, parse_metrics, start_server, stop_server
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import ClientDisconnect, Request
 
 from audio_decode import SAMPLE_RATE, encode_audio, find_ffmpeg
@@ -335,14 +334,8 @@ def test_a_long_m4a_is_transcribed_in_chunks(
 
 
 def scrape(base: str) -> dict[str, float]:
-    """/metrics parsed by prometheus_client: ``name{label="value"}`` → value."""
-    text = httpx.get(f"{base}/metrics").text
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
+    """/metrics parsed: ``name{label="value"}`` → value."""
+    return parse_metrics(httpx.get(f"{base}/metrics").text)
 
 
 @pytest.mark.e2e
