@@ -1,187 +1,28 @@
-"""streaming.StreamingPolicy against a scripted world: no model, no VAD model, no threads.
-
-The world is a "true" word timeline. Its audio is noise where a word is spoken and zeros
-elsewhere; the fake VAD calls a frame speech when it has energy. The fake model hears the words
-whose middle lies inside the window it is given, reports them with window-relative times in one
-segment per sentence, and garbles a word the window cuts off (the noise a real model makes on
-the last, half-heard word).
-"""
+"""streaming.StreamingPolicy against a scripted world (``policy_world.py``): whole streams,
+LocalAgreement-2, bounded windows, the prompt, silence and text assembly. The hallucination
+filters are in ``test_policy_hallucinations.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
+from policy_world import (
+    GARBLED,
+    FakeModel,
+    Spoken,
+    check_final,
+    check_updates,
+    energy_probability,
+    make_script,
+    render,
+    stream,
+    true_words,
+    words_of,
+)
 
-from streaming import SR, FinalTranscript, StreamingOptions, StreamingPolicy, Update, Window
+from streaming import SR, StreamingOptions, StreamingPolicy, Window
 from transcriber import Segment, Transcript, Word
-from vad import FRAME, VoiceActivity
-
-GARBLED = "ish"  # suffix of a half-heard word
-
-
-@dataclass(frozen=True)
-class Spoken:
-    start: float
-    end: float
-    text: str  # without the leading space
-    sentence: int
-
-
-def energy_probability(audio: np.ndarray) -> np.ndarray:
-    """A fake Silero: a frame is speech when it carries energy."""
-    rms = np.sqrt(np.mean(np.square(audio.reshape(-1, FRAME)), axis=1))
-    return np.where(rms > 0.02, 0.95, 0.02).astype(np.float32)
-
-
-def make_script(
-    sentences: int,
-    *,
-    seed: int = 0,
-    start: float = 0.6,
-    words: tuple[int, int] = (5, 12),
-    pause_after: Callable[[int], float] | None = None,
-    texts: list[str] | None = None,
-) -> list[Spoken]:
-    """Sentences of words (0.2-0.5 s, 0.05-0.15 s apart); 0.25 s between sentences unless
-    ``pause_after(sentence)`` says otherwise. With ``texts``: one sentence of those words."""
-    rng = np.random.default_rng(seed)
-    if texts:  # one sentence of these words
-        sentences, words = 1, (len(texts), len(texts))
-    out: list[Spoken] = []
-    t = start
-    for s in range(sentences):
-        for _ in range(int(rng.integers(words[0], words[1] + 1))):
-            duration = float(rng.uniform(0.2, 0.5))
-            text = texts[len(out)] if texts else f"w{len(out)}"
-            out.append(Spoken(round(t, 3), round(t + duration, 3), text, s))
-            t += duration + float(rng.uniform(0.05, 0.15))
-        t += pause_after(s) if pause_after else 0.25
-    return out
-
-
-def render(script: list[Spoken], *, tail: float = 1.0, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    audio = np.zeros(int((script[-1].end + tail) * SR), dtype=np.float32)
-    for w in script:
-        a, b = int(w.start * SR), int(w.end * SR)
-        audio[a:b] = rng.uniform(-0.3, 0.3, b - a)
-    return audio
-
-
-@dataclass
-class FakeModel:
-    """Transcribes a :class:`Window` from the script; records what it was asked."""
-
-    script: list[Spoken]
-    extra: Callable[[Window], list[Segment]] | None = None  # hallucinations to add
-    rewrite: Callable[[int, Spoken, int], str] | None = None  # (call, word, index) -> text
-    windows: list[Window] = field(default_factory=list)
-
-    def __call__(self, window: Window) -> Transcript:
-        self.windows.append(window)
-        t0, t1 = window.start / SR, window.end / SR
-        by_sentence: dict[int, list[Word]] = {}
-        for i, w in enumerate(self.script):
-            if not t0 <= (w.start + w.end) / 2 < t1:
-                continue
-            text = self.rewrite(len(self.windows), w, i) if self.rewrite else w.text
-            if w.end > t1 + 0.01:
-                text += GARBLED
-            start, end = max(w.start, t0) - t0, min(w.end, t1) - t0
-            by_sentence.setdefault(w.sentence, []).append(Word(start, end, " " + text, 0.9))
-        segments = [
-            Segment(ws[0].start, ws[-1].end, "".join(w.text for w in ws), tuple(ws), avg_logprob=-0.3)
-            for ws in by_sentence.values()
-        ]
-        if self.extra:
-            segments += self.extra(window)
-            segments.sort(key=lambda s: s.start)
-        return Transcript(tuple(segments), "en", t1 - t0)
-
-
-@dataclass
-class Run:
-    policy: StreamingPolicy
-    model: FakeModel
-    updates: list[Update]
-    final: FinalTranscript
-    committed_at_window: list[str]  # committed text when each window was built
-
-
-def stream(
-    audio: np.ndarray,
-    model: FakeModel,
-    *,
-    block: float = 0.25,
-    every: int = 1,
-    options: StreamingOptions | None = None,
-    language: str | None = "en",
-    eof: bool = True,
-) -> Run:
-    """Drive the policy as a session does: insert each block, ask for a window every ``every``
-    blocks (a slower model), transcribe it at once, and flush at the end."""
-    policy = StreamingPolicy(VoiceActivity(energy_probability), options or StreamingOptions(), language)
-    updates: list[Update] = []
-    committed_at: list[str] = []
-
-    def step(window: Window | None) -> None:
-        if window is None:
-            return
-        committed_at.append(policy.current().committed)
-        update = policy.apply(window, model(window))
-        if update is not None:
-            updates.append(update)
-
-    n = int(block * SR)
-    for i, k in enumerate(range(0, len(audio), n)):
-        policy.insert_audio(audio[k : k + n])
-        if (i + 1) % every == 0:
-            step(policy.pending_window())
-    if eof:
-        step(policy.pending_window(final=True))
-    return Run(policy, model, updates, policy.finish(), committed_at)
-
-
-def words_of(text: str) -> list[str]:
-    return text.split()
-
-
-def true_words(script: list[Spoken]) -> list[str]:
-    return [w.text for w in script]
-
-
-def check_updates(run: Run) -> None:
-    """The protocol's promises about every transcript update."""
-    previous = ""
-    for u in run.updates:
-        assert u.text == u.committed + u.tentative
-        assert u.committed.startswith(previous), (previous, u.committed)
-        assert u.committed == u.committed.strip() or not u.committed
-        assert GARBLED not in u.committed, f"a half-heard word was committed: {u.committed[-60:]!r}"
-        previous = u.committed
-    assert run.final.text.startswith(previous)
-
-
-def check_final(run: Run, script: list[Spoken]) -> None:
-    final = run.final
-    assert words_of(final.text) == true_words(script)
-    assert " ".join(s.text for s in final.segments) == final.text
-    last_end = 0.0
-    for s in final.segments:
-        assert s.text and s.start < s.end
-        assert s.start >= last_end - 0.11  # words may overlap by the policy's 0.1 s slack
-        last_end = s.end
-        assert [w.text.strip() for w in s.words] == words_of(s.text)
-    spoken = {w.text: w for w in script}
-    for s in final.segments:
-        for w in s.words:  # times are session times, not window times
-            truth = spoken[w.text.strip()]
-            assert abs(w.start - truth.start) < 0.05 and abs(w.end - truth.end) < 0.05
-    assert final.audio_seconds == pytest.approx(run.policy.audio_seconds)
-
+from vad import VoiceActivity
 
 # -- the whole stream --------------------------------------------------------------------------
 
@@ -467,107 +308,6 @@ def test_clicks_are_not_speech() -> None:
     assert policy.pending_window(final=True) is None
 
 
-# -- hallucinations ----------------------------------------------------------------------------
-
-
-@dataclass
-class Inject:
-    """Extra segments the fake model adds wherever a window holds session time ``at``."""
-
-    at: float
-    make: Callable[[float], list[Segment]]  # window-relative start -> segments
-    margin: float = 0.5  # the window must reach this far past ``at``
-    fired: int = 0
-
-    def __call__(self, window: Window) -> list[Segment]:
-        t0, t1 = window.start / SR, window.end / SR
-        if not t0 <= self.at < t1 - self.margin:
-            return []
-        self.fired += 1
-        return self.make(self.at - t0)
-
-
-def thank_you(no_speech_prob: float, avg_logprob: float) -> Callable[[float], list[Segment]]:
-    def make(s: float) -> list[Segment]:
-        words = (Word(s, s + 0.2, " Thank", 0.5), Word(s + 0.2, s + 0.5, " you.", 0.5))
-        return [Segment(s, s + 0.5, " Thank you.", words, avg_logprob, no_speech_prob)]
-
-    return make
-
-
-def ghost(s: float) -> list[Segment]:
-    """A confident word where there was no sound."""
-    return [Segment(s, s + 0.3, " ghost", (Word(s, s + 0.3, " ghost", 0.9),), -0.2, 0.1)]
-
-
-def one_window(script: list[Spoken]) -> tuple[StreamingPolicy, Window]:
-    """A policy that holds all of ``script`` (ending in speech) and its first window over it."""
-    policy = StreamingPolicy(VoiceActivity(energy_probability))
-    policy.insert_audio(render(script, tail=0.0))
-    window = policy.pending_window()
-    assert window is not None and not window.final
-    assert window.start <= script[0].start * SR and window.end >= script[-1].end * SR - FRAME
-    return policy, window
-
-
-@pytest.mark.parametrize(
-    "extra", [thank_you(0.7, -0.5), thank_you(0.1, -1.2), ghost], ids=["thanks", "unsure", "ghost"]
-)
-def test_inventions_in_silence_are_dropped(extra: Callable[[float], list[Segment]]) -> None:
-    """Inside one window: speech, 2 s without a sound, speech. Whatever the model puts in the
-    silence is dropped (a known phrase with poor scores, or any word the VAD did not hear)."""
-    script = make_script(2, seed=17, words=(5, 5), pause_after=lambda s: 2.0)
-    policy, window = one_window(script)
-    silence_at = script[4].end + 0.8
-    inject = Inject(silence_at, extra)
-    update = policy.apply(window, FakeModel(script, extra=inject)(window))
-    assert inject.fired == 1
-    assert update is not None
-    assert words_of(update.text) == true_words(script)
-
-
-def test_low_confidence_thank_you_over_speech_is_dropped() -> None:
-    """A known phrase with a high no-speech probability is dropped even where there is speech."""
-    script = make_script(3, seed=18)
-    inject = Inject(script[10].start, thank_you(0.7, -0.5))
-    run = stream(render(script), FakeModel(script, extra=inject))
-    assert inject.fired
-    assert "Thank" not in run.final.text
-    check_final(run, script)
-
-
-def test_repetition_loops_are_dropped() -> None:
-    script = make_script(2, seed=20)
-
-    def loop(s: float) -> list[Segment]:
-        words = tuple(Word(s + 0.1 * i, s + 0.1 * (i + 1), " la", 0.9) for i in range(8))
-        return [Segment(s, s + 0.8, " la" * 8, words, compression_ratio=3.1)]
-
-    inject = Inject(script[3].start, loop, margin=1.0)
-    run = stream(render(script), FakeModel(script, extra=inject))
-    assert inject.fired
-    assert "la" not in words_of(run.final.text)
-
-
-def test_confident_words_over_speech_are_kept() -> None:
-    """The filters are not too eager: an extra confident word where there is sound stays."""
-    script = make_script(1, seed=19, words=(8, 8))
-    policy, window = one_window(script)
-    inject = Inject(script[3].start, ghost, margin=0.0)
-    update = policy.apply(window, FakeModel(script, extra=inject)(window))
-    assert update is not None and "ghost" in words_of(update.text)
-
-
-def test_a_real_thank_you_is_kept() -> None:
-    texts = ["well", "Thank", "you.", "said", "Elinor"]
-    script = make_script(1, seed=21, texts=texts)
-    run = stream(render(script), FakeModel(script))
-    assert run.final.text == "well Thank you. said Elinor"
-    only = make_script(1, seed=22, texts=["Thank", "you."])
-    run = stream(render(only), FakeModel(only))
-    assert run.final.text == "Thank you."
-
-
 # -- text assembly -----------------------------------------------------------------------------
 
 
@@ -652,36 +392,3 @@ def test_apply_without_change_returns_none() -> None:
     update = policy.apply(w2, empty)  # the model heard nothing this time
     if update is not None:
         assert update.committed.startswith(first.committed)
-
-
-def continued_prompt(s: float) -> list[Segment]:
-    """A confident sentence placed in a pause, repeated: the model continuing its prompt."""
-
-    def sentence(t: float) -> Segment:
-        texts = (" And", " that's", " what", " he", " said.")
-        words = tuple(Word(t + 0.1 * i, t + 0.1 * (i + 1), w, 0.8) for i, w in enumerate(texts))
-        return Segment(t, t + 0.5, "".join(texts), words, -0.3, 0.05)
-
-    return [sentence(s), sentence(s + 0.5), sentence(s + 1.0)]
-
-
-def test_a_sentence_put_in_a_pause_is_dropped() -> None:
-    script = make_script(2, seed=23, words=(5, 5), pause_after=lambda s: 2.0)
-    policy, window = one_window(script)
-    inject = Inject(script[4].end + 0.05, continued_prompt)
-    update = policy.apply(window, FakeModel(script, extra=inject)(window))
-    assert inject.fired == 1
-    assert update is not None
-    assert words_of(update.text) == true_words(script)
-
-
-def test_a_segment_repeated_over_speech_is_dropped_once() -> None:
-    """Two identical segments in a row over real sound: the second is a loop, not speech."""
-    script = make_script(1, seed=24, words=(10, 10))
-    policy, window = one_window(script)
-
-    def twice(s: float) -> list[Segment]:
-        return [*ghost(s), *ghost(s + 0.3)]
-
-    update = policy.apply(window, FakeModel(script, extra=Inject(script[3].start, twice, margin=0.0))(window))
-    assert update is not None and words_of(update.text).count("ghost") == 1
