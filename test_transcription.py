@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tts import ENGINES, TtsError, TtsOptions, synthesize
-from wer import word_error_rate
-from ws_client import ClientError, stream, webm_slices
+from wirescribe.cli.tts import ENGINES, TtsError, TtsOptions, synthesize
+from wirescribe.client import ClientError, stream, webm_slices
+from wirescribe.wer import word_error_rate
 
 DEFAULT_URL = "ws://localhost:8000/ws/transcribe"
 SAMPLE_TEXT = (
@@ -112,10 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 @pytest.mark.e2e
 def test_transcription_end_to_end(tmp_path: Path) -> None:
     """The check above against a real server (real model, real ffmpeg) started on a free port."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
-    from conftest import start_server, stop_server
+    from wirescribe.devserver import start_server, stop_server
 
-    server = start_server(tmp_path)
+    server = start_server(tmp_path / "server.log")
     try:
         result = run_check(server.ws)
     finally:
@@ -126,8 +125,7 @@ def test_transcription_end_to_end(tmp_path: Path) -> None:
 
 def test_no_server_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     """Without a server the check fails at once with "no server at URL"."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
-    from conftest import free_port
+    from wirescribe.devserver import free_port
 
     url = f"ws://127.0.0.1:{free_port()}/ws/transcribe"
     assert main(["--url", url, "--fast"]) == 1

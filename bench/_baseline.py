@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from _common import SAMPLE_RATE
 
-from transcriber import DecodeOptions, Transcriber
+from wirescribe.asr.model import DecodeOptions, Transcriber
 
 LITERAL_OPTIONS = DecodeOptions(language="en", beam_size=5, word_timestamps=False)
 

@@ -24,9 +24,9 @@ DATA = ROOT / "tests" / "data" / "librivox"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from audio_decode import SAMPLE_RATE, decode_file  # noqa: E402
-from transcriber import DecodeOptions, Transcriber, Word  # noqa: E402
-from wer import normalize_words  # noqa: E402
+from wirescribe.asr.model import DecodeOptions, Transcriber, Word  # noqa: E402
+from wirescribe.audio.decode import SAMPLE_RATE, decode_file  # noqa: E402
+from wirescribe.wer import normalize_words  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from _common import ROOT  # noqa: F401  (puts the project on sys.path)
 
-from devserver import RunningServer, start_server, stop_server
+from wirescribe.devserver import RunningServer, start_server, stop_server
 
 BENCH = Path(__file__).resolve().parent
 

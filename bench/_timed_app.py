@@ -15,9 +15,9 @@ import time
 import numpy as np
 from fastapi import FastAPI
 
-import server
-from config import ServerConfig
-from transcriber import DecodeOptions, Transcriber, Transcript
+from wirescribe.api import app as server
+from wirescribe.asr.model import DecodeOptions, Transcriber, Transcript
+from wirescribe.settings import ServerConfig
 
 log = logging.getLogger("bench.compute")
 _DEFAULT = DecodeOptions()

@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench helpers
 from _baseline import LITERAL_OPTIONS, literal_cost_curve
 from _common import RESULTS, SAMPLE_RATE, build_speech, fmt, machine, rss_mib, save_json, stats, table
 
-from config import ServerConfig
-from session import live_decode_options
-from streaming import StreamingPolicy
-from transcriber import DecodeOptions, Transcriber
-from vad import VoiceActivity, silero_probability
-from wer import word_error_rate
+from wirescribe.asr.model import DecodeOptions, Transcriber
+from wirescribe.audio.vad import VoiceActivity, silero_probability
+from wirescribe.settings import ServerConfig
+from wirescribe.streaming.policy import StreamingPolicy
+from wirescribe.streaming.session import live_decode_options
+from wirescribe.wer import word_error_rate
 
 
 @dataclass(frozen=True)

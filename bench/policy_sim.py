@@ -22,12 +22,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audio_decode import SAMPLE_RATE, decode_file  # noqa: E402
-from session import live_decode_options  # noqa: E402
-from streaming import StreamingOptions, StreamingPolicy, Window  # noqa: E402
-from transcriber import DecodeOptions, ModelConfig, Transcriber  # noqa: E402
-from vad import VoiceActivity, silero_probability  # noqa: E402
-from wer import normalize_words, word_error_rate  # noqa: E402
+from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber  # noqa: E402
+from wirescribe.audio.decode import SAMPLE_RATE, decode_file  # noqa: E402
+from wirescribe.audio.vad import VoiceActivity, silero_probability  # noqa: E402
+from wirescribe.streaming.policy import StreamingOptions, StreamingPolicy, Window  # noqa: E402
+from wirescribe.streaming.session import live_decode_options  # noqa: E402
+from wirescribe.wer import normalize_words, word_error_rate  # noqa: E402
 
 
 def load_speech(pause: float = 1.0) -> tuple[np.ndarray, str]:

@@ -39,9 +39,9 @@ import numpy as np
 import websockets
 from _common import RESULTS, fmt, librivox, machine, rss_mib, save_json, stats, table, truth_words
 
-from audio_decode import SAMPLE_RATE, encode_audio, find_ffmpeg
-from transcriber import ModelConfig, Transcriber
-from wer import normalize_words, word_error_rate
+from wirescribe.asr.model import ModelConfig, Transcriber
+from wirescribe.audio.decode import SAMPLE_RATE, encode_audio, find_ffmpeg
+from wirescribe.wer import normalize_words, word_error_rate
 
 FRAME_SECONDS = 0.1  # one pcm16 frame of the long session
 MAX_MINUTES = 60.0

@@ -57,10 +57,10 @@ from _common import (
 )
 from _stream_report import plot, print_report
 
-from audio_decode import decode_file
-from transcriber import DecodeOptions, ModelConfig, Transcriber, Word
-from wer import word_error_rate
-from ws_client import StreamResult, stream, webm_slices
+from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber, Word
+from wirescribe.audio.decode import decode_file
+from wirescribe.client import StreamResult, stream, webm_slices
+from wirescribe.wer import word_error_rate
 
 
 @dataclass

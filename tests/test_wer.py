@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wer import normalize_words, word_error_rate
+from wirescribe.wer import normalize_words, word_error_rate
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Speech recognition: the faster-whisper model, its adapter and the scheduler in front of it."""

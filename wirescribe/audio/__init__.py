@@ -1,0 +1,1 @@
+"""Audio in: ffmpeg decoding, resampling, voice activity, the ffmpeg child process."""

@@ -1,0 +1,352 @@
+"""Audio decoding: bytes in, 16 kHz mono float32 out.
+
+Two shapes of the same job:
+
+* :class:`FfmpegStreamDecoder` — one ffmpeg subprocess per live session, fed through stdin as
+  WebSocket frames arrive, read back as float32 blocks (async iteration).
+* :func:`decode_file` — one-shot decoding of a file for the CLI and file transcription.
+
+Raw ``pcm16``/``f32`` input skips ffmpeg (:class:`RawStreamDecoder`) and is resampled here.
+ffmpeg is taken from ``PATH``, else from the ``imageio-ffmpeg`` wheel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from wirescribe.audio.child import ChildProcess
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+RAW_FORMATS = ("pcm16", "f32")
+_READ_BYTES = 4 * SAMPLE_RATE // 10  # 100 ms of float32 per read: small blocks, low latency
+_STDERR_KEEP = 4000  # characters of ffmpeg's stderr quoted in errors
+
+
+class DecodeError(Exception):
+    """The audio cannot be decoded (bad or truncated input); the message quotes ffmpeg."""
+
+
+class DecoderFailure(Exception):
+    """The decoder itself failed (ffmpeg missing, killed or hung) — not the client's fault."""
+
+
+def find_ffmpeg() -> str:
+    """Return the ffmpeg executable: ``$FFMPEG_BINARY``, then ``PATH``, then imageio-ffmpeg's."""
+    explicit = os.environ.get("FFMPEG_BINARY")
+    if explicit:
+        return explicit
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+    except ImportError as e:
+        raise DecoderFailure("ffmpeg not found on PATH and imageio-ffmpeg is not installed") from e
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def _output_args() -> list[str]:
+    return ["-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    return "; ".join(lines[-5:])[-_STDERR_KEEP:] if lines else "ffmpeg could not decode the input"
+
+
+def decode_file(path: str | Path, *, timeout: float | None = None) -> np.ndarray:
+    """Decode any file ffmpeg can read into 16 kHz mono float32.
+
+    Raises :class:`FileNotFoundError` for a missing file and :class:`DecodeError` (quoting
+    ffmpeg's reason) for one that is not audio.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(p)]
+    try:
+        proc = subprocess.run(cmd + _output_args(), capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise DecodeError(f"decoding {p} took longer than {timeout} s") from e
+    except OSError as e:
+        raise DecoderFailure(f"cannot run ffmpeg ({cmd[0]}): {e}") from e
+    if proc.returncode != 0:
+        raise DecodeError(f"{p}: {_ffmpeg_reason(proc.stderr.decode(errors='replace'))}")
+    audio = np.frombuffer(proc.stdout[: len(proc.stdout) // 4 * 4], dtype="<f4").astype(np.float32)
+    if audio.size == 0:
+        raise DecodeError(f"{p}: no audio stream")
+    return audio
+
+
+class StreamDecoder(Protocol):
+    """What a live session needs of a decoder."""
+
+    async def feed(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray]: ...
+
+
+class FfmpegStreamDecoder:
+    """One ffmpeg process decoding a container stream (WebM, Ogg, MP3, WAV, fMP4…) from a pipe.
+
+    ``feed()`` writes to ffmpeg's stdin, ``close()`` closes stdin so ffmpeg flushes, and async
+    iteration yields float32 blocks until ffmpeg exits; a non-zero exit raises
+    :class:`DecodeError` with ffmpeg's own reason. ``aclose()`` always reaps the process.
+    """
+
+    def __init__(self, proc: ChildProcess) -> None:
+        self._proc = proc
+        self._stderr: list[bytes] = []
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        self._stdin_closed = proc.stdin is None
+        self._iterating = False  # an ``async for`` is reading stdout (feed must not read it too)
+
+    @classmethod
+    async def start(cls, path: str | Path | None = None) -> FfmpegStreamDecoder:
+        """Spawn ffmpeg reading stdin (small probe sizes so output starts promptly), or the file
+        at ``path`` (seekable: MP4/M4A with their index at the end decode only this way)."""
+        if path is None:
+            source = ["-probesize", "4096", "-analyzeduration", "0", "-i", "pipe:0", "-flush_packets", "1"]
+        else:
+            # The file protocol only: an uploaded playlist cannot make ffmpeg fetch URLs.
+            source = ["-protocol_whitelist", "file", "-i", f"file:{path}"]
+        cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", *source, *_output_args()]
+        try:
+            proc = await ChildProcess.start(cmd, stdin=path is None)  # not forked: see child_process
+        except OSError as e:
+            raise DecoderFailure(f"cannot start ffmpeg: {e}") from e
+        return cls(proc)
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    async def _drain_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        while chunk := await self._proc.stderr.read(4096):
+            if sum(map(len, self._stderr)) < 64 * 1024:  # bounded: ffmpeg can be chatty on junk
+                self._stderr.append(chunk)
+
+    def _reason(self) -> str:
+        return _ffmpeg_reason(b"".join(self._stderr).decode(errors="replace"))
+
+    async def feed(self, data: bytes) -> None:
+        """Write encoded bytes; a dead ffmpeg means the input was refused (:class:`DecodeError`),
+        or, when a signal killed it, that the decoder failed (:class:`DecoderFailure`)."""
+        if self._stdin_closed or not data:
+            return
+        assert self._proc.stdin is not None
+        try:
+            if self._proc.stdin.is_closing():  # ffmpeg is gone; uvloop raises RuntimeError on a write
+                raise BrokenPipeError("ffmpeg's stdin is closed")
+            self._proc.stdin.write(data)
+            await self._proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as e:
+            if self._iterating:  # the iterator reads stdout to its end: only wait for the exit
+                await self._proc.wait()
+            else:
+                await self._reap()
+            raise self._exit_error() from e
+
+    def _exit_error(self) -> DecodeError | DecoderFailure:
+        code = self._proc.returncode
+        if code is not None and code < 0:
+            return DecoderFailure(f"ffmpeg was killed (signal {-code})")
+        return DecodeError(self._reason())
+
+    async def close(self) -> None:
+        """No more input: close stdin so ffmpeg flushes what it holds and exits."""
+        if self._stdin_closed:
+            return
+        self._stdin_closed = True
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._proc.stdin.close()
+            await self._proc.stdin.wait_closed()
+
+    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        assert self._proc.stdout is not None
+        self._iterating = True
+        rest = b""
+        try:
+            while chunk := await self._proc.stdout.read(_READ_BYTES):
+                chunk = rest + chunk
+                usable = len(chunk) // 4 * 4
+                rest = chunk[usable:]
+                if usable:
+                    yield np.frombuffer(chunk[:usable], dtype="<f4").astype(np.float32)
+        finally:
+            self._iterating = False
+        code = await self._proc.wait()
+        await self._stderr_task
+        if code != 0:
+            raise self._exit_error()
+
+    async def _reap(self) -> None:
+        """Wait for ffmpeg's exit. Its stdout is read to the end first: asyncio's ``wait()``
+        returns only once every pipe is closed, and a full pipe would never close."""
+        assert self._proc.stdout is not None
+        with contextlib.suppress(OSError, ValueError):
+            while await self._proc.stdout.read(1 << 16):
+                pass
+        await self._proc.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._stderr_task
+
+    async def aclose(self) -> None:
+        """Kill ffmpeg if it still runs and reap it; safe to call more than once."""
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        await self._reap()
+
+
+class RawStreamDecoder:
+    """Raw ``pcm16``/``f32`` little-endian mono: no ffmpeg; resampled to 16 kHz when needed."""
+
+    def __init__(self, fmt: str, sample_rate: int) -> None:
+        if fmt not in RAW_FORMATS:
+            raise ValueError(f"not a raw format: {fmt}")
+        self._dtype = np.dtype("<i2") if fmt == "pcm16" else np.dtype("<f4")
+        self._resampler = Resampler(sample_rate, SAMPLE_RATE)
+        self._rest = b""
+        self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        self._closed = False
+
+    async def feed(self, data: bytes) -> None:
+        if self._closed:
+            return
+        data = self._rest + data
+        usable = len(data) // self._dtype.itemsize * self._dtype.itemsize
+        self._rest = data[usable:]
+        if not usable:
+            return
+        samples = np.frombuffer(data[:usable], dtype=self._dtype).astype(np.float32)
+        if self._dtype.kind == "i":
+            samples /= 32768.0
+        elif not np.all(np.isfinite(samples)):
+            raise DecodeError("f32 audio contains NaN or infinite samples")
+        out = self._resampler.process(samples)
+        if out.size:
+            self._queue.put_nowait(out)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            tail = self._resampler.flush()
+            if tail.size:
+                self._queue.put_nowait(tail)
+            self._queue.put_nowait(None)
+
+    async def aclose(self) -> None:
+        await self.close()
+
+    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
+        while (block := await self._queue.get()) is not None:
+            yield block
+
+
+class Resampler:
+    """Streaming resampler: windowed-sinc low-pass (when downsampling), then linear interpolation.
+
+    Keeps a little history between calls so block boundaries leave no clicks or gaps.
+    """
+
+    _TAPS = 63
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        self.src_rate, self.dst_rate = src_rate, dst_rate
+        self._step = src_rate / dst_rate  # input samples per output sample
+        self._pos = 0.0  # position of the next output sample, in input samples of _buf
+        self._buf = np.zeros(0, dtype=np.float32)
+        if src_rate > dst_rate:
+            cutoff = 0.45 * dst_rate / src_rate  # cycles per input sample, a little under Nyquist
+            n = np.arange(self._TAPS) - (self._TAPS - 1) / 2
+            taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(self._TAPS)
+            self._taps: np.ndarray | None = (taps / taps.sum()).astype(np.float32)
+            self._hist = np.zeros(self._TAPS - 1, dtype=np.float32)
+        else:
+            self._taps = None
+
+    def _filter(self, x: np.ndarray) -> np.ndarray:
+        if self._taps is None:
+            return x
+        padded = np.concatenate([self._hist, x])
+        self._hist = padded[-(self._TAPS - 1) :]
+        return np.convolve(padded, self._taps, mode="valid").astype(np.float32)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Resample one block; output length follows the running rate ratio."""
+        if self.src_rate == self.dst_rate:
+            return x.astype(np.float32, copy=False)
+        self._buf = np.concatenate([self._buf, self._filter(x)])
+        last = len(self._buf) - 1  # need samples on both sides of each output point
+        if last < 1 or self._pos > last - 1:
+            return np.zeros(0, dtype=np.float32)
+        positions = np.arange(self._pos, last, self._step)
+        out = np.interp(positions, np.arange(len(self._buf)), self._buf).astype(np.float32)
+        self._pos = positions[-1] + self._step
+        drop = int(self._pos) - 1 if self._pos >= 1 else 0
+        self._buf = self._buf[drop:]
+        self._pos -= drop
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Emit what is left (the filter's delay line included) at the end of the stream."""
+        if self.src_rate == self.dst_rate:
+            return np.zeros(0, dtype=np.float32)
+        pad = np.zeros((self._TAPS // 2 if self._taps is not None else 0) + 2, dtype=np.float32)
+        return self.process(pad)
+
+
+async def open_decoder(fmt: str, sample_rate: int) -> StreamDecoder:
+    """The decoder for a session's declared ``format``."""
+    if fmt in RAW_FORMATS:
+        return RawStreamDecoder(fmt, sample_rate)
+    return await FfmpegStreamDecoder.start()
+
+
+ENCODINGS: dict[str, list[str]] = {
+    "webm": ["-c:a", "libopus", "-b:a", "32k", "-f", "webm"],
+    "ogg": ["-c:a", "libopus", "-b:a", "32k", "-f", "ogg"],
+    "opus": ["-c:a", "libopus", "-b:a", "32k", "-f", "ogg"],
+    "mp3": ["-c:a", "libmp3lame", "-q:a", "4", "-f", "mp3"],
+    "wav": ["-c:a", "pcm_s16le", "-f", "wav"],
+    "flac": ["-c:a", "flac", "-f", "flac"],
+    "m4a": ["-c:a", "aac", "-b:a", "64k", "-movflags", "frag_keyframe+empty_moov", "-f", "ipod"],
+    "mp4": ["-c:a", "aac", "-b:a", "64k", "-movflags", "frag_keyframe+empty_moov", "-f", "mp4"],
+}
+
+
+def encode_audio(audio: np.ndarray, fmt: str, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Encode mono float32 audio into a container format named like a file extension."""
+    if fmt not in ENCODINGS:
+        raise ValueError(f"unknown audio format {fmt!r} (known: {', '.join(ENCODINGS)})")
+    cmd = [
+        find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-i", "pipe:0",
+        *ENCODINGS[fmt], "pipe:1",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, input=audio.astype("<f4").tobytes(), capture_output=True, check=False)
+    except OSError as e:
+        raise DecoderFailure(f"cannot run ffmpeg ({cmd[0]}): {e}") from e
+    if proc.returncode != 0:
+        raise DecodeError(f"cannot encode {fmt}: {_ffmpeg_reason(proc.stderr.decode(errors='replace'))}")
+    return proc.stdout

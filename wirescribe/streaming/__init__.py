@@ -1,0 +1,1 @@
+"""The streaming policy, the live session and file transcription: no sockets inside."""

@@ -1,0 +1,386 @@
+"""The streaming policy of one live session: which audio the model sees, and what is committed.
+
+Pure logic in the shape of an online ASR processor — ``insert_audio()``, ``pending_window()``,
+``apply()``, ``finish()`` — with no model, thread or socket inside, so it is tested with a fake
+transcriber.
+
+* Only the *uncommitted window* is transcribed, with committed text before it as the prompt.
+* Words two successive hypotheses agree on are committed (LocalAgreement-2); the rest is the
+  tentative tail.
+* A pause (voice-activity detection) ends the utterance: its window is transcribed once more and
+  committed whole, and the buffer is cut there. Long speech without pauses is cut at committed
+  segment ends, so the window (and the cost of an update) stays bounded.
+* Silence never reaches the model; words the model puts where there was no speech are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from wirescribe.asr.model import Segment, Transcript, Word
+from wirescribe.audio.vad import VoiceActivity
+
+SR = 16000
+NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+# Whisper's well-known inventions on silence and noise.
+HALLUCINATIONS = frozenset({
+    "thank you", "thanks for watching", "thank you for watching", "thank you very much",
+    "you", "bye", "subtitles by the amaraorg community", "please subscribe",
+    "thanks for watching and ill see you next time",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    min_new_audio: float = 0.25  # seconds of new audio that make another update worthwhile
+    pause: float = 0.8  # trailing silence that ends an utterance and commits it
+    lead_in: float = 0.4  # audio kept before detected speech onset
+    tail_pad: float = 0.25  # audio kept after the last speech when an utterance is cut
+    max_window: float = 24.0  # never let the window grow past this (Whisper sees 30 s)
+    prompt_chars: int = 200  # committed text handed to the model as context
+    keep_context: float = 4.0  # committed audio kept before the uncommitted part, as context
+    max_gap: float = 3.0  # silence longer than this drops committed audio kept as context
+    settle: float = 0.3  # a word commits only once it ended this long before its window's end
+
+
+@dataclass(frozen=True)
+class Window:
+    """Audio for one model call."""
+
+    audio: np.ndarray
+    start: int  # absolute sample index of audio[0]
+    prompt: str
+    final: bool  # commit everything it yields (pause or end of stream)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.audio)
+
+    @property
+    def offset(self) -> float:
+        return self.start / SR
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SR
+
+
+@dataclass(frozen=True)
+class Update:
+    committed: str
+    tentative: str
+    audio_seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.committed + self.tentative
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    text: str
+    segments: tuple[Segment, ...]
+    audio_seconds: float
+
+
+def normalize(word: str) -> str:
+    """Lower case, letters and digits only: how two hypotheses' words are compared."""
+    return re.sub(r"[^\w]", "", word.lower())
+
+
+class StreamingPolicy:
+    """Committed vs tentative text for one session. Times are seconds of session audio."""
+
+    def __init__(
+        self,
+        vad: VoiceActivity,
+        options: StreamingOptions = StreamingOptions(),
+        language: str | None = None,
+    ) -> None:
+        self._vad = vad
+        self._opts = options
+        self._spaced = language not in NO_SPACE_LANGUAGES
+        self._buffer = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # absolute sample index of _buffer[0]
+        self._last_window_end = 0
+        self._commit_sample = 0  # absolute sample up to which the audio has been committed
+        self._committed: list[Word] = []
+        self._committed_text = ""
+        self._utterance_starts: set[int] = {0}  # indices into _committed that begin utterances
+        self._utterance_over = False  # a pause ended the last utterance: next commit starts one
+        self._hypothesis: list[Word] = []  # previous hypothesis, after the committed words
+        self._hypothesis_end = 0.0  # end (seconds) of the window that produced _hypothesis
+        self._tentative: list[Word] = []
+
+    # -- audio in ---------------------------------------------------------------------------
+
+    @property
+    def total_samples(self) -> int:
+        return self._buf_start + len(self._buffer)
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.total_samples / SR
+
+    @property
+    def window_seconds(self) -> float:
+        return len(self._buffer) / SR
+
+    def insert_audio(self, block: np.ndarray) -> None:
+        """Append decoded 16 kHz audio to the session."""
+        self._buffer = np.concatenate([self._buffer, block.astype(np.float32, copy=False)])
+        self._vad.push(block)
+
+    # -- what to transcribe -----------------------------------------------------------------
+
+    def pending_window(self, *, final: bool = False) -> Window | None:
+        """The next window for the model, or None when there is nothing worth transcribing.
+
+        With ``final=True`` (end of stream) all remaining audio is returned, to be committed.
+        """
+        total = self.total_samples
+        no_new_speech = not self._vad.has_speech(self._last_window_end, total, min_speech=0)
+        if final and self._hypothesis and no_new_speech:
+            # The last hypothesis already covered all the speech: commit it without a model call.
+            self._commit(self._hypothesis)
+            self._commit_sample = total
+            self._hypothesis, self._tentative = [], []
+            return None
+        if not final and total - self._last_window_end < self._opts.min_new_audio * SR:
+            return None
+        fresh = max(self._buf_start, self._commit_sample)  # audio not yet committed
+        bounds = self._vad.speech_bounds(fresh, total)
+        lead_in = int(self._opts.lead_in * SR)
+        if bounds is None:
+            # No new speech: the model is not called. Committed audio stays as acoustic context
+            # for the next utterance, unless the silence after it grows long.
+            self._hypothesis, self._tentative = [], []
+            if total - fresh > self._opts.max_gap * SR:
+                self._cut(max(self._buf_start, total - lead_in))
+            return None
+        onset, speech_end = bounds
+        if onset - fresh > self._opts.max_gap * SR or fresh <= self._buf_start:
+            self._cut(max(self._buf_start, onset - lead_in))  # leading silence is not context
+        self._last_window_end = total
+        if final:
+            return self._window(total, final=True)
+        if total - speech_end >= self._opts.pause * SR:  # the utterance is over
+            return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), final=True)
+        if total - self._buf_start >= self._opts.max_window * SR:
+            return self._window(total, final=True)
+        return self._window(total, final=False)
+
+    def _window(self, end: int, *, final: bool) -> Window:
+        audio = self._buffer[: end - self._buf_start]
+        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final)
+
+    def _prompt(self) -> str:
+        """Committed text that lies before the window (whole words): context for the model."""
+        cut = self._buf_start / SR + 0.05
+        words: list[Word] = []
+        size = 0
+        for w in reversed(self._committed):
+            if w.end > cut:
+                continue
+            size += len(w.text) + 1
+            if size > self._opts.prompt_chars:
+                break
+            words.append(w)
+        return self._join(words[::-1]).strip()
+
+    def _cut(self, sample: int) -> None:
+        drop = sample - self._buf_start
+        if drop <= 0:
+            return
+        self._buffer = self._buffer[drop:].copy()  # copy: let the old array go
+        self._buf_start = sample
+        self._vad.discard_before(sample)
+
+    # -- results in -------------------------------------------------------------------------
+
+    def apply(self, window: Window, result: Transcript) -> Update | None:
+        """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
+        before = (self._committed_text, self._tentative)
+        words, anchored = self._new_words(window, result)
+        if window.final:
+            if not anchored and self._hypothesis:
+                # This pass may have skipped words at its start: keep what the last hypothesis
+                # heard there, and take from this one only what comes after it.
+                words = self._hypothesis + _after_committed(self._hypothesis[-3:], words, window.offset)[0]
+            self._commit(words)
+            self._utterance_over = True
+            self._hypothesis, self._tentative = [], []
+            self._commit_sample = max(self._commit_sample, window.end)
+        else:
+            # Words near a window's end are unreliable (cut mid-word, no context after them):
+            # commit only those both hypotheses agree on and that had settled in the older one.
+            settled = [w for w in self._hypothesis if w.end <= self._hypothesis_end - self._opts.settle]
+            # Unanchored hypotheses are trusted again once the window has grown well past its
+            # context: better than waiting for a pause that may not come.
+            trusted = anchored or window.seconds > self._opts.keep_context + 6
+            agreed = _common_prefix(settled, words) if trusted else 0
+            self._commit(words[:agreed])
+            self._hypothesis = self._tentative = words[agreed:]
+            self._hypothesis_end = window.end / SR
+            if agreed:
+                self._commit_sample = max(self._commit_sample, int(words[agreed - 1].end * SR))
+        self._trim()
+        if (self._committed_text, self._tentative) == before:
+            return None
+        return self.current()
+
+    def current(self) -> Update:
+        tentative = self._join(self._tentative, after=self._committed_text)
+        if not self._committed_text:
+            tentative = tentative.lstrip()
+        return Update(self._committed_text, tentative, self.audio_seconds)
+
+    def _new_words(self, window: Window, result: Transcript) -> tuple[list[Word], bool]:
+        """The hypothesis as absolute-time words after the committed ones, hallucinations out."""
+        words: list[Word] = []
+        previous = ""
+        for seg in result.segments:
+            phrase = _phrase(seg.text)
+            repeated, previous = phrase == previous, phrase
+            if repeated or is_hallucination(seg) or not self._heard(window, seg):
+                continue
+            for w in _without_unsure_tail(seg.words):
+                a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
+                if normalize(a.text) and self._spoken(a):
+                    words.append(a)
+        return _after_committed(self._committed[-3:], words, window.offset)
+
+    def _heard(self, window: Window, seg: Segment) -> bool:
+        """Was there speech where the model put this segment? A sentence placed in a pause is
+        the model continuing its prompt."""
+        start, end = int((window.offset + seg.start) * SR), int((window.offset + seg.end) * SR)
+        share = self._vad.speech_fraction(start, max(end, start + 1))
+        return share is None or share >= 0.2 or end - start < 0.3 * SR
+
+    def _spoken(self, word: Word) -> bool:
+        """Did voice activity see speech around this word? Words in silence are inventions."""
+        pad = 0.3
+        return self._vad.has_speech(int((word.start - pad) * SR), int((word.end + pad) * SR))
+
+    def _commit(self, words: list[Word]) -> None:
+        if not words:
+            return
+        if self._utterance_over:
+            self._utterance_starts.add(len(self._committed))
+            self._utterance_over = False
+        self._committed_text += self._join(words, after=self._committed_text)
+        self._committed_text = self._committed_text.lstrip()
+        self._committed.extend(words)
+
+    def _trim(self) -> None:
+        """Keep at most ``keep_context`` s of committed audio before the uncommitted part: the
+        model hears how the speech led up to it, and the window stays short. Cut at the end of
+        a committed word, never inside one."""
+        limit = self._commit_sample / SR - self._opts.keep_context
+        if limit <= self._buf_start / SR:
+            return
+        cut = None
+        for w in reversed(self._committed):
+            if w.end < limit:
+                break
+            cut = w.end
+        if cut is not None and cut * SR <= self._commit_sample:
+            self._cut(int(cut * SR))
+
+    def _join(self, words: list[Word], after: str = "") -> str:
+        """Concatenate words as the model spelt them (its words carry their leading space);
+        a space is added only where a word without one follows text in a spaced language."""
+        text = ""
+        for w in words:
+            piece = w.text
+            if not text and after and self._spaced and piece[:1].isalnum() and not after[-1:].isspace():
+                piece = " " + piece
+            text += piece
+        return text
+
+    # -- end of stream ----------------------------------------------------------------------
+
+    def finish(self) -> FinalTranscript:
+        """Everything committed, grouped into segments with times (after the final window)."""
+        segments: list[Segment] = []
+        group: list[Word] = []
+        for i, w in enumerate(self._committed):
+            if group and (i in self._utterance_starts or w.start - group[-1].end > 1.0):
+                segments.append(self._segment(group))
+                group = []
+            group.append(w)
+        if group:
+            segments.append(self._segment(group))
+        return FinalTranscript(self._committed_text, tuple(segments), self.audio_seconds)
+
+    def _segment(self, words: list[Word]) -> Segment:
+        return Segment(words[0].start, words[-1].end, self._join(words).strip(), tuple(words))
+
+
+def _common_prefix(a: list[Word], b: list[Word]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if normalize(x.text) != normalize(y.text) or not normalize(x.text):
+            break
+        n += 1
+    return n
+
+
+def _after_committed(tail: list[Word], words: list[Word], window_start: float) -> tuple[list[Word], bool]:
+    """The words of a hypothesis that come after the committed ones, and whether the
+    hypothesis re-read one of the last committed words (is *anchored* to the committed text).
+
+    The window usually re-reads some committed audio (kept as context). A committed word is
+    found again in the hypothesis by its text near its time, so a re-read is dropped while the
+    same word said again right after it ("had had") is kept. The last three committed words
+    are tried, latest first, since the model may re-spell the very last one. A hypothesis
+    anchored to none of them may have skipped words at its start (a known failure on windows
+    that begin mid-sentence): the caller shows its words but does not commit them by agreement.
+    """
+    if not tail or tail[-1].end <= window_start + 0.05:
+        return words, True
+    last = tail[-1]
+    for anchor in reversed(tail[-3:]):
+        if anchor.end <= window_start + 0.05:
+            break
+        key = normalize(anchor.text)
+
+        def distance(w: Word, anchor: Word = anchor) -> float:
+            return min(abs(w.start - anchor.start), abs(w.end - anchor.end))
+
+        near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
+        if near:
+            rest = words[words.index(min(near, key=distance)) + 1 :]
+            return [w for w in rest if anchor is last or w.end > last.end + 0.15], True
+    return [w for w in words if w.end > last.end + 0.15], False
+
+
+def _without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
+    """Drop the near-zero-probability words a segment ends with: text the model invents after
+    the speech (or a word cut off mid-way, which the next update hears whole)."""
+    end = len(words)
+    while end and words[end - 1].probability < 0.1:
+        end -= 1
+    return words[:end]
+
+
+def _phrase(text: str) -> str:
+    return " ".join(filter(None, (normalize(w) for w in text.split())))
+
+
+def is_hallucination(seg: Segment) -> bool:
+    """Whisper's inventions: text continued from the prompt into a pause, loops, stock phrases.
+
+    Invented segments come with near-zero word probabilities (often squeezed into zero-length
+    words at the end of the window) and a low average log-probability.
+    """
+    if seg.words and sum(w.probability for w in seg.words) / len(seg.words) < 0.3:
+        return True
+    if seg.avg_logprob < -1.0 and seg.no_speech_prob > 0.2:
+        return True
+    if seg.compression_ratio > 2.4:  # repetition loops
+        return True
+    return _phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)

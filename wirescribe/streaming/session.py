@@ -1,0 +1,206 @@
+"""One live session: decoder → policy → scheduler → transcript updates. No socket inside.
+
+The receive side calls :meth:`LiveSession.feed` and :meth:`LiveSession.end_input`; the
+session's own task (:meth:`LiveSession.run`) decodes, asks the scheduler for updates, hands
+``transcript`` messages to ``send``, and returns the final transcript once the input ended
+(``eof``, the duration limit, or shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from wirescribe.api.protocol import ProtocolError, transcript_message
+from wirescribe.asr.model import DecodeOptions
+from wirescribe.asr.scheduler import Scheduler
+from wirescribe.audio.decode import DecodeError, DecoderFailure, StreamDecoder
+from wirescribe.streaming.policy import SR, FinalTranscript, StreamingPolicy, Window
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+SHORT_WINDOW = 3.5
+
+
+def live_decode_options(window: Window, language: str | None, context_seconds: float | None) -> DecodeOptions:
+    """Decoding for live windows: one greedy pass, no temperature fallback (a retry costs more than it
+    saves here, and the next update re-reads the audio anyway), a short encoder context, and a
+    token budget proportional to the window so a repetition loop cannot stall the session."""
+    return DecodeOptions(
+        language=language,
+        prompt=window.prompt or None,
+        beam_size=1,
+        temperature=(0.0,),
+        # Short windows (a session's first seconds, speech after a long pause) get the full
+        # context: a short one tends to lose their first word. Later windows hold a few seconds
+        # of committed audio, and the short context is as accurate there and ~3x cheaper.
+        context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
+        max_new_tokens=int(16 + 8 * window.seconds),
+        # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
+        # short tail after the last timestamp, and with word timestamps the tail after the last
+        # word (2-3 passes per update, and the tails invent words). Word times come from the
+        # alignment either way.
+        without_timestamps=True,
+        single_pass=True,
+    )
+
+
+def bad_audio(error: DecodeError) -> ProtocolError:
+    """``bad_audio`` quoting the decoder, minus ffmpeg's memory addresses (``[in#0 @ 0x55…]``)."""
+    reason = re.sub(r"\s*@\s*0x[0-9a-fA-F]+", "", str(error))
+    return ProtocolError("bad_audio", f"cannot decode the audio: {reason}")
+
+
+class LiveSession:
+    def __init__(
+        self,
+        decoder: StreamDecoder,
+        policy: StreamingPolicy,
+        scheduler: Scheduler,
+        send: Send,
+        *,
+        language: str | None,
+        max_seconds: float,
+        context_seconds: float | None = None,
+        decode_timeout: float = 0.0,
+        session_id: str = "-",
+    ) -> None:
+        self._decoder = decoder
+        self._policy = policy
+        self._scheduler = scheduler
+        self._send = send
+        self._language = language
+        self._context_seconds = context_seconds
+        self._id = session_id
+        self._max_samples = int(max_seconds * SR)
+        self._decode_timeout = decode_timeout or None  # None: wait for the decoder forever
+        self._wake = asyncio.Event()
+        self._input_ended = False
+        self._ended = asyncio.Event()  # set with _input_ended; starts the decoder's deadline
+        self._decoder_stalled = False
+        self._bytes_fed = 0
+        self.limit_reached = False
+
+    @property
+    def audio_seconds(self) -> float:
+        return self._policy.audio_seconds
+
+    async def feed(self, data: bytes) -> None:
+        """Encoded bytes from the client; ignored once the input has ended.
+
+        A decoder that takes no input for ``decode_timeout`` seconds (ffmpeg hung: its stdin
+        pipe stays full) ends the session with ``internal`` instead of blocking it forever."""
+        if self._input_ended:
+            return
+        self._bytes_fed += len(data)
+        try:
+            await asyncio.wait_for(self._decoder.feed(data), self._decode_timeout)
+        except DecodeError as e:
+            raise bad_audio(e) from e
+        except DecoderFailure as e:
+            raise ProtocolError("internal", f"the audio decoder failed: {e}") from e
+        except asyncio.TimeoutError as e:
+            raise ProtocolError("internal", "the audio decoder stopped taking input") from e
+
+    async def end_input(self) -> None:
+        """No more audio (``eof``, limit or shutdown): let the decoder flush what it holds."""
+        if self._input_ended:
+            return
+        self._input_ended = True
+        self._ended.set()
+        try:
+            await asyncio.wait_for(self._decoder.close(), self._decode_timeout)
+        except asyncio.TimeoutError as e:
+            raise ProtocolError("internal", "the audio decoder stopped taking input") from e
+
+    async def run(self) -> FinalTranscript:
+        """Decode and transcribe until the input ends; return the final transcript."""
+        decoding = asyncio.create_task(self._decode())
+        watchdog = asyncio.create_task(self._watch(decoding))
+        try:
+            await self._update_loop(decoding)
+            await decoding  # raises the decoder's error, if it had one
+            await self._flush()
+            return self._policy.finish()
+        finally:
+            for task in (watchdog, decoding):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self._decoder.aclose()
+
+    async def _watch(self, decoding: asyncio.Task[None]) -> None:
+        """Once the input has ended, the decoder has ``decode_timeout`` seconds to flush and
+        finish; a hung ffmpeg (stopped, deadlocked) would otherwise hold the session forever."""
+        await self._ended.wait()
+        if self._decode_timeout is None:
+            return
+        _, pending = await asyncio.wait({decoding}, timeout=self._decode_timeout)
+        if pending:
+            self._decoder_stalled = True
+            self._wake.set()
+
+    async def _decode(self) -> None:
+        try:
+            async for block in self._decoder:
+                room = self._max_samples - self._policy.total_samples
+                self._policy.insert_audio(block[:room])
+                self._wake.set()
+                if room <= len(block):
+                    self.limit_reached = True
+                    await self.end_input()
+                    break
+        except DecodeError as e:
+            if self._bytes_fed == 0 and self._input_ended:
+                return  # eof before any audio: an empty final, as for raw formats
+            raise bad_audio(e) from e
+        except DecoderFailure as e:
+            raise ProtocolError("internal", f"the audio decoder failed: {e}") from e
+        finally:
+            self._wake.set()
+
+    async def _update_loop(self, decoding: asyncio.Task[None]) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._decoder_stalled:
+                raise ProtocolError(
+                    "internal", f"the audio decoder did not finish in {self._decode_timeout:g} s"
+                )
+            if decoding.done():
+                return
+            await self._transcribe_and_send(final=False)  # a turn: nothing to do costs nothing
+
+    async def _flush(self) -> None:
+        await self._transcribe_and_send(final=True)
+
+    def _build(self, final: bool) -> tuple[np.ndarray, DecodeOptions, Window] | None:
+        """The window, cut when the model is free for it (not when the turn was queued)."""
+        window = self._policy.pending_window(final=final)
+        if window is None:
+            return None
+        return window.audio, live_decode_options(window, self._language, self._context_seconds), window
+
+    async def _transcribe_and_send(self, *, final: bool) -> None:
+        done = await self._scheduler.transcribe_latest(lambda: self._build(final))
+        if done is None:
+            return
+        window, result = done
+        update = self._policy.apply(window, result)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "session %s: window %.2f-%.2f%s heard %r; committed …%r tentative %r",
+                self._id, window.offset, window.end / SR, " final" if window.final else "",
+                result.text, self._policy.current().committed[-40:], self._policy.current().tentative,
+            )  # fmt: skip
+        if update is not None:
+            await self._send(transcript_message(update))
