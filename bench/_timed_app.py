@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from wirescribe.api import app as server
 from wirescribe.asr.model import DecodeOptions, Transcriber, Transcript
-from wirescribe.settings import ServerConfig
+from wirescribe.settings import Settings
 
 log = logging.getLogger("bench.compute")
 _DEFAULT = DecodeOptions()
@@ -39,5 +39,5 @@ class TimedTranscriber(Transcriber):
 
 def create() -> FastAPI:
     """The app, configured from ``STT_*`` as ``server:app`` is, with the timed transcriber."""
-    config = ServerConfig.from_env().resolved()  # the threads and workers the server would pick
+    config = Settings.from_env().resolved()  # the threads and workers the server would pick
     return server.create_app(config, TimedTranscriber.load(config.model))

@@ -36,7 +36,7 @@ from _common import RESULTS, SAMPLE_RATE, build_speech, fmt, machine, rss_mib, s
 
 from wirescribe.asr.model import DecodeOptions, Transcriber
 from wirescribe.audio.vad import VoiceActivity, silero_probability
-from wirescribe.settings import ServerConfig
+from wirescribe.settings import Settings
 from wirescribe.streaming.policy import StreamingPolicy
 from wirescribe.streaming.session import live_decode_options
 from wirescribe.wer import word_error_rate
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = (float(x) for x in args.pause.split(","))
 
     speech = build_speech(args.minutes * 60, pause=(lo, hi), seed=args.seed)
-    config = ServerConfig.from_env().resolved()  # the server's threads per model call
+    config = Settings.from_env().resolved()  # the server's threads per model call
     context = config.encoder_context if config.encoder_context < 30 else None
     print(f"speech: {speech.utterances} utterances, {speech.seconds:.1f} s; encoder context {context}; "
           f"machine {machine()}", flush=True)  # fmt: skip

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support import ROOT
 from wirescribe import logs as logging_setup
+from wirescribe.settings import Settings, SettingsError
 
 
 @pytest.fixture
@@ -80,8 +81,11 @@ def test_bad_levels_and_formats_are_refused() -> None:
         logging_setup.configure("loud")
     with pytest.raises(ValueError, match="log format"):
         logging_setup.uvicorn_log_config("info", "xml")
-    assert logging_setup.from_env({"STT_LOG_LEVEL": "DEBUG", "STT_LOG_FORMAT": "json"}) == ("debug", "json")
-    assert logging_setup.from_env({}) == ("info", "text")
+    log = Settings.from_env({"STT_LOG_LEVEL": "DEBUG", "STT_LOG_FORMAT": "json"}).log
+    assert (log.level, log.format) == ("debug", "json")
+    assert (Settings.from_env({}).log.level, Settings.from_env({}).log.format) == ("info", "text")
+    with pytest.raises(SettingsError, match="STT_LOG_LEVEL"):
+        Settings.from_env({"STT_LOG_LEVEL": "loud"})
 
 
 def test_uvicorn_config_puts_uvicorn_and_the_app_on_one_format() -> None:
@@ -107,14 +111,14 @@ def test_the_lifespan_helper_leaves_a_configured_root_alone(captured: io.StringI
     root = logging.getLogger()
     before = root.handlers[:]
     if before:  # pytest's own capture handlers count as configured
-        assert logging_setup.configure_from_env_unless_configured() is None
+        assert logging_setup.configure_unless_configured() is None
         assert root.handlers == before
     for h in before:
         root.removeHandler(h)
     try:
-        handler = logging_setup.configure_from_env_unless_configured()
+        handler = logging_setup.configure_unless_configured()
         assert handler is not None and root.handlers == [handler]
-        assert logging_setup.configure_from_env_unless_configured() is None
+        assert logging_setup.configure_unless_configured() is None
     finally:
         for h in before:
             root.addHandler(h)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from wirescribe.settings import ConfigError, ServerConfig
+from wirescribe.settings import Settings, SettingsError
 
 
 def test_defaults() -> None:
-    c = ServerConfig.from_env({})
-    assert c == ServerConfig()
+    c = Settings.from_env({})
+    assert c == Settings()
     assert c.token is None and c.allowed_origins == ("*",)
     assert c.max_session_wall_seconds == 3 * 3600
     assert c.max_audio_rate == 4.0 and c.audio_burst_seconds == 30.0
 
 
 def test_access_and_limits_from_env() -> None:
-    c = ServerConfig.from_env(
+    c = Settings.from_env(
         {
             "STT_TOKEN": " s3cret ",
             "STT_ALLOWED_ORIGINS": "https://App.example/, http://localhost:3000",
@@ -36,11 +36,11 @@ def test_access_and_limits_from_env() -> None:
 
 
 def test_empty_token_means_none() -> None:
-    assert ServerConfig.from_env({"STT_TOKEN": "  "}).token is None
+    assert Settings.from_env({"STT_TOKEN": "  "}).token is None
 
 
 def test_token_is_not_in_the_repr() -> None:
-    assert "s3cret" not in repr(ServerConfig.from_env({"STT_TOKEN": "s3cret"}))
+    assert "s3cret" not in repr(Settings.from_env({"STT_TOKEN": "s3cret"}))
 
 
 @pytest.mark.parametrize(
@@ -56,12 +56,12 @@ def test_token_is_not_in_the_repr() -> None:
     ],
 )
 def test_bad_values_are_refused(name: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=name):
-        ServerConfig.from_env({name: value})
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
 
 
 def test_auto_parallelism_on_a_cpu_gives_each_core_a_one_thread_worker() -> None:
-    auto = ServerConfig.from_env({"STT_DEVICE": "cpu"})
+    auto = Settings.from_env({"STT_DEVICE": "cpu"})
     assert auto.scheduler_workers == 0 and auto.model.cpu_threads == 0 and auto.model.num_workers == 0
     two = auto.resolved(cores=2)
     assert (two.scheduler_workers, two.model.num_workers, two.model.cpu_threads) == (2, 2, 1)
@@ -72,16 +72,16 @@ def test_auto_parallelism_on_a_cpu_gives_each_core_a_one_thread_worker() -> None
     # the session limit follows the workers: 6 real-time streams each keep a 2.5 s median latency
     assert (one.max_sessions, two.max_sessions, many.max_sessions) == (6, 12, 24)
     assert (
-        ServerConfig.from_env({"STT_DEVICE": "cpu", "STT_MAX_SESSIONS": "3"}).resolved(cores=2).max_sessions
+        Settings.from_env({"STT_DEVICE": "cpu", "STT_MAX_SESSIONS": "3"}).resolved(cores=2).max_sessions
         == 3
     )
 
 
 def test_explicit_parallelism_settings_are_kept() -> None:
     env = {"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "3", "STT_CPU_THREADS": "2", "STT_NUM_WORKERS": "5"}
-    c = ServerConfig.from_env(env).resolved(cores=2)
+    c = Settings.from_env(env).resolved(cores=2)
     assert (c.scheduler_workers, c.model.num_workers, c.model.cpu_threads) == (3, 5, 2)
-    only_workers = ServerConfig.from_env({"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "1"}).resolved(
+    only_workers = Settings.from_env({"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "1"}).resolved(
         cores=8
     )
     assert (

@@ -1,5 +1,5 @@
 """Log lines that say which session they belong to; level and format from the command line or
-``STT_LOG_LEVEL`` / ``STT_LOG_FORMAT``.
+``STT_LOG_LEVEL`` / ``STT_LOG_FORMAT`` (read by :mod:`wirescribe.settings`).
 
 The session id travels in a :class:`contextvars.ContextVar`: the code that starts a session
 (or a request) sets :data:`session_id` once, and every line logged from that task — and from the
@@ -7,7 +7,7 @@ tasks it creates, which copy its context — carries it, whatever module logs it
 outside any session (startup, the scheduler's workers, uvicorn's access log) show ``-``.
 
 Nothing is configured at import: :func:`configure` (or :func:`uvicorn_log_config`, for uvicorn's
-own loggers too) is called by the entry point, :func:`configure_from_env_unless_configured` by the
+own loggers too) is called by the entry point, :func:`configure_unless_configured` by the
 app's lifespan.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-import os
 import sys
 import time
 from contextvars import ContextVar
@@ -70,12 +69,6 @@ def _level(level: str | int) -> int:
     return logging.getLevelName(level.upper())
 
 
-def from_env(env: dict[str, str] | None = None) -> tuple[str, str]:
-    """``(level, format)`` from ``STT_LOG_LEVEL`` (default info) and ``STT_LOG_FORMAT`` (text)."""
-    env = dict(os.environ) if env is None else env
-    return env.get("STT_LOG_LEVEL", "info").lower(), env.get("STT_LOG_FORMAT", "text").lower()
-
-
 def configure(level: str | int = "info", fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
     """Send the root logger's records to ``stream`` (stderr) with the session id on each line.
 
@@ -93,13 +86,14 @@ def configure(level: str | int = "info", fmt: str = "text", stream: TextIO | Non
     return handler
 
 
-def configure_from_env_unless_configured() -> logging.Handler | None:
-    """For the app's lifespan under a plain ``uvicorn server:app``: configure from
-    ``STT_LOG_LEVEL``/``STT_LOG_FORMAT`` unless the root logger has handlers already (``stt-server``
-    configured it, or a test harness did); returns the handler added, if any."""
+def configure_unless_configured(level: str = "info", fmt: str = "text") -> logging.Handler | None:
+    """For the app's lifespan under a plain ``uvicorn server:app``, whose own log config leaves
+    the root logger without handlers (the app's lines would be lost): configure it with the
+    ``STT_LOG_*`` settings, unless it has handlers already (``stt-server`` configured it, or a
+    test harness did). Returns the handler added, if any."""
     if logging.getLogger().handlers:
         return None
-    return configure(*from_env())
+    return configure(level, fmt)
 
 
 def uvicorn_log_config(level: str = "info", fmt: str = "text") -> dict[str, Any]:

@@ -1,51 +1,119 @@
-"""Server settings, read once from ``STT_*`` environment variables (table: docs/configuration.md)."""
+"""Every setting of the server and the CLI, read from the environment in this one place.
+
+:meth:`Settings.from_env` reads the ``STT_*`` variables (and ``FFMPEG_BINARY``) once, at start-up,
+and validates all of them: a bad value is a :class:`SettingsError` whose message is one line
+naming the variable (the server stops with that line, the CLI exits 2 with it). Nothing else in
+the package reads ``os.environ``; components get the parts they need handed in.
+
+A typed frozen dataclass rather than pydantic-settings: the options and results of this project
+are frozen dataclasses already, the validation needed is a handful of ranges and choices, and a
+pydantic ``ValidationError`` is a multi-line report where one line naming the variable is the
+promise (docs/configuration.md). It also keeps a dependency out of the CLI's start-up path.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from wirescribe.asr.model import ModelConfig, resolve_device
+from wirescribe.logs import FORMATS as LOG_FORMATS
+from wirescribe.logs import LEVELS as LOG_LEVELS
 
-
-class ConfigError(Exception):
-    """An environment variable holds a value that cannot be used."""
-
-
-def _get(env: dict[str, str], name: str, default: str) -> str:
-    return env.get(f"STT_{name}", default)
-
-
-def _number(env: dict[str, str], name: str, default: float, kind: type = float) -> float:
-    raw = _get(env, name, str(default))
-    try:
-        value = kind(raw)
-    except ValueError as e:
-        raise ConfigError(f"STT_{name} must be a number, not {raw!r}") from e
-    if not value >= 0:  # also refuses NaN
-        raise ConfigError(f"STT_{name} must not be negative, not {raw!r}")
-    return value
-
-
-def _origins(env: dict[str, str]) -> tuple[str, ...]:
-    raw = _get(env, "ALLOWED_ORIGINS", "*")
-    origins = tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
-    if not origins:
-        raise ConfigError("STT_ALLOWED_ORIGINS must name at least one origin (or '*' for any)")
-    for origin in origins:
-        if origin != "*" and "://" not in origin:
-            raise ConfigError(f"STT_ALLOWED_ORIGINS: {origin!r} is not an origin like https://example.com")
-    return origins
-
+N = TypeVar("N", int, float)
 
 MAX_AUTO_WORKERS = 4  # scheduler workers chosen on a CPU at most (STT_SCHEDULER_WORKERS: any)
 SESSIONS_PER_CPU_WORKER = 6  # the automatic session limit on a CPU, per model worker
 CUDA_SESSIONS = 16  # the automatic session limit on CUDA
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class SettingsError(ValueError):
+    """A setting holds a value that cannot be used; the message is one line naming it."""
+
+
+class _Env:
+    """Typed, validated reads of ``STT_*`` variables; empty counts as unset."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(f"STT_{name}") or default
+
+    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            raise SettingsError(f"STT_{name} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def number(self, name: str, default: N, lo: float = 0, hi: float = math.inf) -> N:
+        raw = self.raw(f"STT_{name}")
+        if raw is None:
+            return default
+        kind = type(default)
+        try:
+            value = kind(raw)
+        except ValueError as e:
+            what = "a whole number" if kind is int else "a number"
+            raise SettingsError(f"STT_{name} must be {what}, not {raw!r}") from e
+        if not lo <= value <= hi:  # also refuses NaN
+            upper = "" if hi == math.inf else f" to {hi:g}"
+            raise SettingsError(f"STT_{name} must be from {lo:g}{upper}, not {raw!r}")
+        return value
+
+    def origins(self) -> tuple[str, ...]:
+        raw = self.text("ALLOWED_ORIGINS", "*")
+        origins = tuple(o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip())
+        if not origins:
+            raise SettingsError("STT_ALLOWED_ORIGINS must name at least one origin (or '*' for any)")
+        for origin in origins:
+            if origin != "*" and "://" not in origin:
+                raise SettingsError(
+                    f"STT_ALLOWED_ORIGINS: {origin!r} is not an origin like https://example.com"
+                )
+        return origins
 
 
 @dataclass(frozen=True)
-class ServerConfig:
+class FileSettings:
+    """``POST /v1/audio/transcriptions``: ``STT_MAX_UPLOAD_BYTES``, ``STT_MAX_FILE_JOBS``,
+    ``STT_MAX_FILE_QUEUE``, ``STT_FILE_CHUNK_SECONDS``, ``STT_FILE_BEAM_SIZE``."""
+
+    max_upload_bytes: int = 100 << 20  # the whole request body; past it: 413
+    # Files transcribed at once. One keeps live sessions' updates waiting for at most one file
+    # chunk: the scheduler is FIFO and an upload has one chunk queued or running at a time.
+    max_jobs: int = 1
+    max_queue: int = 16  # requests waiting for their turn (their bodies not yet read); past it: 429
+    chunk_seconds: float = 30.0  # the longest model call an upload makes (≤ 30: Whisper's window)
+    beam_size: int = 5  # as the CLI's stt: the same file gives the same text either way
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """``STT_LOG_LEVEL`` and ``STT_LOG_FORMAT`` (text, or json: one object per line)."""
+
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's settings (the CLI uses ``model``, ``log`` and ``ffmpeg_binary``)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
+    files: FileSettings = field(default_factory=FileSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    ffmpeg_binary: str | None = None  # FFMPEG_BINARY (None: the one found, see audio.decode)
+    host: str = "127.0.0.1"  # stt-server's address (uvicorn's --host otherwise)
+    port: int = 8000
     max_frame_bytes: int = 1 << 20  # a larger binary frame closes the session with 1009
     max_session_seconds: float = 7200.0  # audio per session; then final + 1000
     max_session_wall_seconds: float = 10800.0  # wall clock per session; then final + 1000 (0: none)
@@ -63,32 +131,44 @@ class ServerConfig:
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> ServerConfig:
-        env = dict(os.environ) if env is None else env
-        try:
-            model = ModelConfig.from_env(env)
-        except ValueError as e:
-            raise ConfigError(f"bad model setting: {e}") from e
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; :class:`SettingsError` names the first bad one."""
+        e = _Env(os.environ if env is None else env)
+        d = cls
         return cls(
-            model=model,
-            max_frame_bytes=int(_number(env, "MAX_FRAME_BYTES", cls.max_frame_bytes, int)),
-            max_session_seconds=_number(env, "MAX_SESSION_SECONDS", cls.max_session_seconds),
-            max_session_wall_seconds=_number(env, "MAX_SESSION_WALL_SECONDS", cls.max_session_wall_seconds),
-            max_sessions=int(_number(env, "MAX_SESSIONS", cls.max_sessions, int)),
-            idle_timeout=_number(env, "IDLE_TIMEOUT", cls.idle_timeout),
-            max_audio_rate=_number(env, "MAX_AUDIO_RATE", cls.max_audio_rate),
-            audio_burst_seconds=_number(env, "AUDIO_BURST_SECONDS", cls.audio_burst_seconds),
-            send_timeout=_number(env, "SEND_TIMEOUT", cls.send_timeout),
-            decode_timeout=_number(env, "DECODE_TIMEOUT", cls.decode_timeout),
-            shutdown_grace=_number(env, "SHUTDOWN_GRACE", cls.shutdown_grace),
-            token=_get(env, "TOKEN", "").strip() or None,
-            allowed_origins=_origins(env),
-            scheduler_workers=int(_number(env, "SCHEDULER_WORKERS", cls.scheduler_workers, int)),
-            batch_size=int(_number(env, "BATCH_SIZE", cls.batch_size, int)),
-            encoder_context=_number(env, "ENCODER_CONTEXT", cls.encoder_context),
+            model=model_from_env(e),
+            files=FileSettings(
+                max_upload_bytes=e.number("MAX_UPLOAD_BYTES", FileSettings.max_upload_bytes, 1),
+                max_jobs=e.number("MAX_FILE_JOBS", FileSettings.max_jobs, 1),
+                max_queue=e.number("MAX_FILE_QUEUE", FileSettings.max_queue),
+                chunk_seconds=e.number("FILE_CHUNK_SECONDS", FileSettings.chunk_seconds, 5, 30),
+                beam_size=e.number("FILE_BEAM_SIZE", FileSettings.beam_size, 1, 20),
+            ),
+            log=LogSettings(
+                level=e.choice("LOG_LEVEL", LogSettings.level, LOG_LEVELS),
+                format=e.choice("LOG_FORMAT", LogSettings.format, LOG_FORMATS),
+            ),
+            ffmpeg_binary=e.raw("FFMPEG_BINARY"),
+            host=e.text("HOST", d.host),
+            port=e.number("PORT", d.port, 0, 65535),
+            max_frame_bytes=e.number("MAX_FRAME_BYTES", d.max_frame_bytes),
+            max_session_seconds=e.number("MAX_SESSION_SECONDS", d.max_session_seconds),
+            max_session_wall_seconds=e.number("MAX_SESSION_WALL_SECONDS", d.max_session_wall_seconds),
+            max_sessions=e.number("MAX_SESSIONS", d.max_sessions),
+            idle_timeout=e.number("IDLE_TIMEOUT", d.idle_timeout),
+            max_audio_rate=e.number("MAX_AUDIO_RATE", d.max_audio_rate),
+            audio_burst_seconds=e.number("AUDIO_BURST_SECONDS", d.audio_burst_seconds),
+            send_timeout=e.number("SEND_TIMEOUT", d.send_timeout),
+            decode_timeout=e.number("DECODE_TIMEOUT", d.decode_timeout),
+            shutdown_grace=e.number("SHUTDOWN_GRACE", d.shutdown_grace),
+            token=e.raw("STT_TOKEN"),
+            allowed_origins=e.origins(),
+            scheduler_workers=e.number("SCHEDULER_WORKERS", d.scheduler_workers),
+            batch_size=e.number("BATCH_SIZE", d.batch_size),
+            encoder_context=e.number("ENCODER_CONTEXT", d.encoder_context, 0, 30),
         )
 
-    def resolved(self, cores: int | None = None) -> ServerConfig:
+    def resolved(self, cores: int | None = None) -> Settings:
         """The parallelism settings left at 0 (auto), made concrete for this machine.
 
         On a CPU: one scheduler worker per core, up to 4, each a CTranslate2 worker with the
@@ -112,3 +192,18 @@ class ServerConfig:
         model = replace(self.model, cpu_threads=threads, num_workers=self.model.num_workers or workers)
         sessions = self.max_sessions or (CUDA_SESSIONS if cuda else SESSIONS_PER_CPU_WORKER * workers)
         return replace(self, scheduler_workers=workers, model=model, max_sessions=sessions)
+
+
+def model_from_env(env: _Env | Mapping[str, str], **overrides: Any) -> ModelConfig:
+    """``STT_MODEL``, ``STT_DEVICE``, ``STT_COMPUTE_TYPE``, ``STT_CPU_THREADS``,
+    ``STT_NUM_WORKERS``; keyword overrides that are not ``None`` (the CLI's flags) win."""
+    e = env if isinstance(env, _Env) else _Env(env)
+    d = ModelConfig
+    config = ModelConfig(
+        model=e.text("MODEL", d.model),
+        device=e.choice("DEVICE", d.device, DEVICES),
+        compute_type=e.text("COMPUTE_TYPE", d.compute_type),
+        cpu_threads=e.number("CPU_THREADS", d.cpu_threads),
+        num_workers=e.number("NUM_WORKERS", d.num_workers),
+    )
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

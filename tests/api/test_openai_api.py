@@ -23,10 +23,11 @@ from starlette.requests import ClientDisconnect, Request
 from tests.support import LiveServer, Utterance, join_utterances, parse_metrics, start_server, stop_server
 from tests.support.fakes import FAKE_TEXT, FakeTranscriber
 from wirescribe.api.app import create_app
+from wirescribe.api.deps import state_of_app
 from wirescribe.api.openai_format import language_name, temperatures
-from wirescribe.api.openai_rest import FileApiConfig, FileApiConfigError, _unless_disconnected
+from wirescribe.api.openai_rest import _unless_disconnected
 from wirescribe.audio.decode import SAMPLE_RATE, encode_audio, find_ffmpeg
-from wirescribe.settings import ServerConfig
+from wirescribe.settings import FileSettings, Settings, SettingsError
 from wirescribe.wer import word_error_rate
 
 
@@ -42,7 +43,7 @@ def fake_model() -> FakeTranscriber:
 
 @pytest.fixture
 def app_client(fake_model: FakeTranscriber) -> Iterator[TestClient]:
-    with TestClient(create_app(ServerConfig(), fake_model)) as http:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(), fake_model)) as http:  # type: ignore[arg-type]
         yield http
 
 
@@ -137,8 +138,7 @@ def multipart(fields: dict[str, str], audio: bytes, boundary: str = "b0undary") 
 def test_uploads_over_the_limit_are_413_with_or_without_a_length(
     fake_model: FakeTranscriber, speech_wav: Path
 ) -> None:
-    app = create_app(ServerConfig(), fake_model)  # type: ignore[arg-type]
-    app.state.file_api_config = FileApiConfig(max_upload_bytes=50_000)
+    app = create_app(Settings(files=FileSettings(max_upload_bytes=50_000)), fake_model)  # type: ignore[arg-type]
     audio = speech_wav.read_bytes()  # about 230 kB
     with TestClient(app) as http:
         with speech_wav.open("rb") as f, pytest.raises(openai.APIStatusError) as e:
@@ -160,7 +160,7 @@ def test_uploads_over_the_limit_are_413_with_or_without_a_length(
 
 
 def test_the_access_token_is_the_api_key(fake_model: FakeTranscriber, speech_wav: Path) -> None:
-    app = create_app(ServerConfig(token="s3cret"), fake_model)  # type: ignore[arg-type]
+    app = create_app(Settings(token="s3cret"), fake_model)  # type: ignore[arg-type]
     with TestClient(app) as http:
         with speech_wav.open("rb") as f, pytest.raises(openai.AuthenticationError) as e:
             client_for(http, key="wrong").audio.transcriptions.create(model="whisper-1", file=f)
@@ -176,7 +176,7 @@ def test_uploads_take_turns_and_past_the_line_is_429(
     fake_model: FakeTranscriber, joined_speech: tuple[np.ndarray, str]
 ) -> None:
     body = encode_audio(np.concatenate([joined_speech[0]] * 2), "mp3")  # 60 s: two chunks or more
-    with TestClient(create_app(ServerConfig(), fake_model)) as http:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(), fake_model)) as http:  # type: ignore[arg-type]
 
         def upload(prompt: str) -> int:
             files = {"file": ("a.mp3", body)}
@@ -188,14 +188,16 @@ def test_uploads_take_turns_and_past_the_line_is_429(
         assert len(prompts) >= 4 and prompts == sorted(prompts, key=prompts.index)  # A A … B B …: in turn
         assert len(set(prompts)) == 2
 
-        api = http.app.state.file_api
-        api.admitted = api.config.max_jobs + api.config.max_queue  # as if that many were in line
+        state = state_of_app(http.app)
+        assert state is not None
+        files = state.settings.files
+        state.file_turns.admitted = files.max_jobs + files.max_queue  # as if that many were in line
         try:
             with pytest.raises(openai.RateLimitError) as e:
                 client_for(http).audio.transcriptions.create(model="whisper-1", file=("a.mp3", body))
             assert e.value.response.headers["retry-after"] == "5"
         finally:
-            api.admitted = 0
+            state.file_turns.admitted = 0
 
 
 def test_a_client_that_goes_away_cancels_its_transcription() -> None:
@@ -228,16 +230,16 @@ def test_temperatures_and_language_names_and_settings() -> None:
     assert temperatures(1.0) == (1.0,)
     assert language_name("en") == "english" and language_name("ht") == "haitian creole"
     assert language_name("xx") == "xx"
-    assert FileApiConfig.from_env({}) == FileApiConfig()
-    config = FileApiConfig.from_env({"STT_MAX_UPLOAD_BYTES": "1000", "STT_FILE_CHUNK_SECONDS": "20"})
+    assert Settings.from_env({}).files == FileSettings()
+    config = Settings.from_env({"STT_MAX_UPLOAD_BYTES": "1000", "STT_FILE_CHUNK_SECONDS": "20"}).files
     assert (config.max_upload_bytes, config.chunk_seconds) == (1000, 20.0)
     for bad in (
         {"STT_MAX_UPLOAD_BYTES": "lots"},
         {"STT_FILE_CHUNK_SECONDS": "45"},
         {"STT_MAX_FILE_JOBS": "0"},
     ):
-        with pytest.raises(FileApiConfigError):
-            FileApiConfig.from_env(bad)
+        with pytest.raises(SettingsError, match=next(iter(bad))):
+            Settings.from_env(bad)
 
 
 # --- the real server, the real model ----------------------------------------------------------

@@ -8,10 +8,15 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
+from tests.support.fakes import FakeModel, FakeTranscriber
 from wirescribe.api import security
+from wirescribe.api.deps import STATE_KEY, require_token
+from wirescribe.api.metrics import Metrics
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.security import origin_allowed, presented_token, token_matches
-from wirescribe.settings import ServerConfig
+from wirescribe.api.state import AppState, FileTurns
+from wirescribe.asr.scheduler import Scheduler
+from wirescribe.settings import Settings
 
 
 def test_bearer_header_wins_over_query() -> None:
@@ -83,7 +88,7 @@ class FakeWebSocket:
 
 
 def test_check_websocket_origin_before_token() -> None:
-    config = ServerConfig(token="t0k", allowed_origins=("https://app.example",))
+    config = Settings(token="t0k", allowed_origins=("https://app.example",))
     security.check_websocket(FakeWebSocket({}, {"token": "t0k"}), config)  # type: ignore[arg-type]
     security.check_websocket(FakeWebSocket({"origin": "https://app.example"}, {"token": "t0k"}), config)  # type: ignore[arg-type]
     for headers, query, word in [
@@ -99,12 +104,16 @@ def test_check_websocket_origin_before_token() -> None:
 
 
 def app_with_protected_route(token: str | None) -> TestClient:
-    """An app like the server's (config on app.state), with one route behind require_token.
-    No lifespan runs: TestClient is not entered, so no model is loaded."""
+    """An app like the server's (its state under the key the lifespan uses), with one route
+    behind require_token. No lifespan runs, so no model is loaded."""
     api = FastAPI()
-    api.state.config = ServerConfig(token=token)
+    state = AppState(
+        Settings(token=token), FakeTranscriber(), Scheduler(FakeModel()), lambda frames: frames[:, 0],  # type: ignore[arg-type]
+        Metrics(lambda: None), FileTurns(1),
+    )  # fmt: skip
+    setattr(api.state, STATE_KEY, state)
 
-    @api.get("/private", dependencies=[Depends(security.require_token)])
+    @api.get("/private", dependencies=[Depends(require_token)])
     def private() -> dict[str, str]:
         return {"secret": "here"}
 
@@ -150,7 +159,10 @@ def test_log_redaction_filter_on_uvicorn_loggers(caplog: pytest.LogCaptureFixtur
 def test_generated_api_docs_need_the_token(path: str) -> None:
     from wirescribe.api.app import create_app
 
-    client = TestClient(create_app(ServerConfig(token="t0k")))  # not entered: no lifespan, no model
-    assert client.get(path).status_code == 401
-    assert client.get(path, headers={"Authorization": "Bearer t0k"}).status_code == 200
-    assert TestClient(create_app(ServerConfig())).get(path).status_code == 200
+    starting = TestClient(create_app(Settings()))  # not entered: no lifespan, no settings yet
+    assert starting.get(path).status_code == 503  # closed until the settings say otherwise
+    with TestClient(create_app(Settings(token="t0k"), FakeTranscriber())) as client:  # type: ignore[arg-type]
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer t0k"}).status_code == 200
+    with TestClient(create_app(Settings(), FakeTranscriber())) as client:  # type: ignore[arg-type]
+        assert client.get(path).status_code == 200

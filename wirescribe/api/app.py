@@ -1,9 +1,11 @@
-"""The network edge: the FastAPI app, ``/ws/transcribe`` and ``/health``.
+"""The FastAPI app: its lifespan (settings, model, scheduler, logging) and ``/health``.
 
-Run with ``uvicorn server:app --host 0.0.0.0 --port 8000``. The model is loaded in the lifespan
-(tests may put their own ``transcriber`` on ``app.state`` first). Per connection: one receive
-loop here, one session task (:class:`session.LiveSession`) that sends results; ``finally``
-cancels and awaits both and reaps the decoder.
+``uvicorn server:app`` (the top-level ``server.py``) serves :data:`app`. The lifespan reads and
+validates the settings, loads the model, starts the scheduler and builds the one typed
+:class:`~wirescribe.api.state.AppState` that every route gets as a dependency; tests hand in
+their own settings and model through :func:`create_app`. The routes live in their own modules:
+``/ws/transcribe`` in :mod:`wirescribe.api.ws`, ``/v1/audio/transcriptions`` in
+:mod:`wirescribe.api.openai_rest`.
 """
 
 from __future__ import annotations
@@ -11,251 +13,109 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wirescribe.api import metrics, protocol, security
-from wirescribe.api import openai_rest as openai_api
-from wirescribe.api.lifecycle import (
-    SHUTDOWN,
-    WALL_LIMIT,
-    LiveConnection,
-    ShutdownHook,
-    drain,
-    make_fork_safe,
-    release_free_memory,
-)
-from wirescribe.api.limits import AudioRate, AudioRateGate
-from wirescribe.api.outbox import Outbox
-from wirescribe.api.protocol import ProtocolError
-from wirescribe.asr.model import Transcriber
-from wirescribe.asr.scheduler import Scheduler, SchedulerClosed
-from wirescribe.audio.decode import DecoderFailure, StreamDecoder, open_decoder
-from wirescribe.audio.vad import VoiceActivity, silero_probability
-from wirescribe.settings import ServerConfig
-from wirescribe.streaming.policy import FinalTranscript, StreamingPolicy
-from wirescribe.streaming.session import LiveSession
+from wirescribe import logs
+from wirescribe.api import openai_rest, security, ws
+from wirescribe.api.deps import STATE_KEY, DocsGate, State, require_token, state_of, state_of_app
+from wirescribe.api.lifecycle import ShutdownHook, drain, make_fork_safe
+from wirescribe.api.metrics import CONTENT_TYPE, Metrics
+from wirescribe.api.state import AppState, FileTurns
+from wirescribe.asr.model import ModelLoadError, Transcriber
+from wirescribe.asr.scheduler import Scheduler
+from wirescribe.audio.vad import silero_probability
+from wirescribe.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
-    """The server cannot start (model or configuration); the message is the whole story."""
+    """The server cannot start (model or settings); the message is the whole story."""
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from wirescribe.asr.model import ModelLoadError
-    from wirescribe.settings import ConfigError
-
+async def _build_state(app: FastAPI, settings: Settings | None, transcriber: Transcriber | None) -> AppState:
+    """Settings (from the environment unless given), logging, the model, VAD and scheduler."""
     try:
-        config: ServerConfig = (getattr(app.state, "config", None) or ServerConfig.from_env()).resolved()
-        transcriber: Transcriber | None = getattr(app.state, "transcriber", None)
-        if transcriber is None:
-            transcriber = await asyncio.to_thread(Transcriber.load, config.model)
-        probability = await asyncio.to_thread(silero_probability)
-    except (ConfigError, ModelLoadError) as e:
+        settings = (settings or Settings.from_env()).resolved()
+    except SettingsError as e:
         raise StartupError(str(e)) from None
-    make_fork_safe()  # before any session can spawn ffmpeg beside a model call: see lifecycle.py
-    app.state.config = config
-    app.state.transcriber = transcriber
-    app.state.vad_probability = probability
-    app.state.sessions = {}
-    app.state.draining = False
-    app.state.scheduler = Scheduler.for_transcriber(transcriber, config.scheduler_workers, config.batch_size)
-    await app.state.scheduler.start()
-    log.info(
-        "scheduler: %d worker(s), %d CPU thread(s) each, up to %d window(s) per model call",
-        config.scheduler_workers, config.model.cpu_threads, app.state.scheduler.batch_size,
-    )  # fmt: skip
-    remove_redaction = security.install_log_redaction()
-    hook = ShutdownHook(lambda: _drain(app))
-    hook.install()
+    logs.configure_unless_configured(settings.log.level, settings.log.format)
     try:
-        yield
-    finally:
-        hook.uninstall()
-        await _drain(app)  # sessions still open here (stopped without a signal) get their final
-        await app.state.scheduler.stop()
-        remove_redaction()
+        if transcriber is None:
+            transcriber = await asyncio.to_thread(Transcriber.load, settings.model)
+    except ModelLoadError as e:
+        raise StartupError(str(e)) from None
+    probability = await asyncio.to_thread(silero_probability)
+    make_fork_safe()  # before any session can spawn ffmpeg beside a model call: see lifecycle.py
+    scheduler = Scheduler.for_transcriber(transcriber, settings.scheduler_workers, settings.batch_size)
+    metrics = Metrics(lambda: state_of_app(app))
+    scheduler.add_listener(metrics.observe)
+    return AppState(
+        settings=settings,
+        transcriber=transcriber,
+        scheduler=scheduler,
+        vad_probability=probability,
+        metrics=metrics,
+        file_turns=FileTurns(settings.files.max_jobs),
+    )
 
 
-async def _drain(app: FastAPI) -> None:
+def _lifespan(
+    settings: Settings | None, transcriber: Transcriber | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await _build_state(app, settings, transcriber)
+        await state.scheduler.start()
+        setattr(app.state, STATE_KEY, state)
+        log.info(
+            "scheduler: %d worker(s), %d CPU thread(s) each, up to %d window(s) per model call",
+            state.settings.scheduler_workers, state.settings.model.cpu_threads, state.scheduler.batch_size,
+        )  # fmt: skip
+        remove_redaction = security.install_log_redaction()
+        hook = ShutdownHook(lambda: _drain(state))
+        hook.install()
+        try:
+            yield
+        finally:
+            hook.uninstall()
+            await _drain(state)  # sessions still open here (stopped without a signal) get their final
+            await state.scheduler.stop()
+            remove_redaction()
+
+    return lifespan
+
+
+async def _drain(state: AppState) -> None:
     """Refuse new sessions; let every live one finish with ``final`` + 1001 (bounded wait)."""
-    app.state.draining = True
-    await drain(app.state.sessions.values(), app.state.config.shutdown_grace)
+    state.draining = True
+    await drain(state.sessions.values(), state.settings.shutdown_grace)
 
 
 async def health(request: Request) -> JSONResponse:
-    """200 with the model's name once it is loaded."""
-    state = request.app.state
-    transcriber = getattr(state, "transcriber", None)
-    if transcriber is None or not hasattr(state, "scheduler"):
+    """200 with the model's name once it is loaded; 503 while starting."""
+    state = state_of(request)
+    if state is None:
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse(
         {
             "status": "shutting_down" if state.draining else "ok",
-            "model": transcriber.name,
-            "device": transcriber.device,
-            "compute_type": transcriber.compute_type,
+            "model": state.transcriber.name,
+            "device": state.transcriber.device,
+            "compute_type": state.transcriber.compute_type,
             "sessions": len(state.sessions),
         }
     )
 
 
-async def transcribe_ws(websocket: WebSocket) -> None:
-    await websocket.accept()
-    state = websocket.app.state
-    config: ServerConfig = state.config
-    transcriber: Transcriber = state.transcriber
-    session_id = uuid.uuid4().hex[:12]
-    outbox = Outbox(websocket, config.send_timeout, session_id)
-    try:
-        security.check_websocket(websocket, config)  # before anything else is read or said
-        params = protocol.parse_params(
-            websocket.query_params, transcriber.supported_languages, transcriber.default_language
-        )
-        if state.draining:
-            raise ProtocolError("busy", "the server is shutting down")
-        if len(state.sessions) >= config.max_sessions:
-            raise ProtocolError("busy", f"the server is at its limit of {config.max_sessions} sessions")
-    except ProtocolError as e:
-        await outbox.fail(e)
-        return
-    connection = LiveConnection(session_id)
-    state.sessions[session_id] = connection
-    decoder: StreamDecoder | None = None
-    try:
-        decoder = await open_decoder(params.format, params.sample_rate)
-        vad = VoiceActivity(state.vad_probability)
-        policy = StreamingPolicy(vad, language=params.language)
-        session = LiveSession(
-            decoder, policy, state.scheduler, outbox.send,
-            language=params.language, max_seconds=config.max_session_seconds,
-            context_seconds=config.encoder_context if config.encoder_context < 30 else None,
-            decode_timeout=config.decode_timeout, session_id=session_id,
-        )  # fmt: skip
-        await outbox.send(protocol.ready_message(session_id, transcriber.name, params))
-        await _serve(websocket, session, connection, config, outbox)
-    except WebSocketDisconnect:
-        log.info("session %s: client went away", session_id)
-    except ProtocolError as e:
-        await outbox.fail(e)
-    except (DecoderFailure, SchedulerClosed) as e:
-        await outbox.fail(ProtocolError("internal", str(e)))
-    finally:
-        if decoder is not None:  # the session reaps it too; not if the client left before it ran
-            await decoder.aclose()
-        state.sessions.pop(session_id, None)
-        connection.mark_done()
-        if not state.sessions:
-            await release_free_memory()
-
-
-async def _serve(
-    websocket: WebSocket,
-    session: LiveSession,
-    connection: LiveConnection,
-    config: ServerConfig,
-    outbox: Outbox,
-) -> None:
-    """Run the receive loop beside the session task until one ends (or the server stops the
-    session: shutdown, wall-clock limit); then finish both and send the final."""
-    stopping = asyncio.Event()  # the receiver's own stop check: wait_for (3.11) may swallow a cancel
-    receiver = asyncio.create_task(_receive(websocket, session, config, outbox, stopping))
-    worker = asyncio.create_task(session.run())
-    stopper = asyncio.create_task(connection.stop_requested())
-    tasks = (receiver, worker, stopper)
-    try:
-        done, _ = await asyncio.wait(
-            tasks, timeout=config.max_session_wall_seconds or None, return_when=asyncio.FIRST_COMPLETED
-        )
-        close_code = protocol.NORMAL
-        if worker in done:  # after eof or at the audio limit (the receiver still watches the socket)
-            pass
-        elif receiver in done:
-            if receiver.result() == "idle":  # result() raises: gone, bad frame
-                await outbox.send(
-                    protocol.error_message("timeout", f"no audio for {config.idle_timeout:g} s")
-                )
-        else:  # stopped by the server (shutdown, wall clock): audio already received still counts
-            reason = stopper.result() if stopper in done else WALL_LIMIT
-            log.info("session %s: ending (%s)", connection.session_id, reason)
-            close_code = protocol.GOING_AWAY if reason == SHUTDOWN else protocol.NORMAL
-            stopping.set()
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
-        await session.end_input()
-        final: FinalTranscript = await worker
-        await outbox.send(protocol.final_message(final))
-        await outbox.close(close_code)
-    finally:
-        stopping.set()
-        await _cancel_all(tasks)
-
-
-async def _cancel_all(tasks: tuple[asyncio.Task[object], ...]) -> None:
-    """Cancel ``tasks`` and wait for them. Cancels again while one runs on: Python 3.11's
-    ``wait_for`` drops a cancellation that arrives as its awaitable completes."""
-    pending = [t for t in tasks if not t.done()]
-    while pending:
-        for task in pending:
-            task.cancel()
-        await asyncio.wait(pending, timeout=0.5)
-        pending = [t for t in pending if not t.done()]
-    for task in tasks:
-        if not task.cancelled():
-            task.exception()  # retrieved: the session's outcome was handled already
-
-
-async def _receive(
-    websocket: WebSocket, session: LiveSession, config: ServerConfig, outbox: Outbox, stopping: asyncio.Event
-) -> str:
-    """Feed binary frames to the session until ``eof``; the only socket reader. Returns "idle"
-    when no frame came for the idle timeout. After ``eof`` it only watches for the client going
-    away (raising :class:`WebSocketDisconnect`), so a vanished client's final is not computed.
-
-    Audio beyond the rate limit is not refused but waited for: while the gate says so, nothing
-    is read from the socket, so the client's sends block (TCP backpressure)."""
-    loop = asyncio.get_running_loop()
-    gate = AudioRateGate(AudioRate(config.max_audio_rate, config.audio_burst_seconds), loop.time())
-    ended = False
-    while not stopping.is_set():
-        try:
-            message = await asyncio.wait_for(
-                websocket.receive(), None if ended else config.idle_timeout or None
-            )
-        except asyncio.TimeoutError:
-            return "idle"
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message.get("code", 1000))
-        if ended:
-            continue  # frames after eof are ignored
-        data = message.get("bytes")
-        if data is not None:
-            if len(data) > config.max_frame_bytes:
-                raise ProtocolError(
-                    "too_large", f"frame of {len(data)} bytes is over the limit of {config.max_frame_bytes}"
-                )
-            await session.feed(data)
-            pause = gate.delay(session.audio_seconds, loop.time())
-            if pause > 0:
-                await asyncio.sleep(pause)
-            continue
-        try:
-            protocol.parse_control(message.get("text") or "")
-        except ProtocolError as e:
-            await outbox.send(e.to_message())
-            continue
-        await session.end_input()
-        ended = True
-    return "stopped"
+async def serve_metrics(state: State) -> Response:
+    """The Prometheus text exposition of this app's registry."""
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 class _CleanStartupErrors:
@@ -281,18 +141,18 @@ class _CleanStartupErrors:
             await self.inner(scope, receive, tidy_send)
 
 
-def create_app(config: ServerConfig | None = None, transcriber: Transcriber | None = None) -> FastAPI:
-    """A fresh app; ``config`` and ``transcriber`` default to the environment and a loaded model."""
-    api = FastAPI(title="Real-time speech-to-text", lifespan=lifespan)
-    if config is not None:
-        api.state.config = config
-    if transcriber is not None:
-        api.state.transcriber = transcriber
-    api.add_middleware(security.DocsGate)  # /docs and /openapi.json need the token too
+def create_app(settings: Settings | None = None, transcriber: Transcriber | None = None) -> FastAPI:
+    """A fresh app; ``settings`` and ``transcriber`` default to the environment and a loaded
+    model (both are taken at start-up, in the lifespan, never at import)."""
+    api = FastAPI(title="Real-time speech-to-text", lifespan=_lifespan(settings, transcriber))
+    api.add_middleware(DocsGate)  # /docs and /openapi.json need the token too
     api.add_api_route("/health", health, methods=["GET"])
-    api.add_api_websocket_route("/ws/transcribe", transcribe_ws)
-    api.include_router(openai_api.router)
-    metrics.install(api)
+    api.add_api_route(
+        "/metrics", serve_metrics, methods=["GET"], include_in_schema=False,
+        dependencies=[Depends(require_token)],
+    )  # fmt: skip
+    api.add_api_websocket_route("/ws/transcribe", ws.transcribe_ws)
+    api.include_router(openai_rest.router)
     return api
 
 

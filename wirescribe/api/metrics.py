@@ -12,11 +12,9 @@ and two apps registering the same metric names in one registry would collide.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,8 +26,13 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wirescribe.api.security import require_token
 from wirescribe.asr.scheduler import JobTiming
+
+if TYPE_CHECKING:
+    from wirescribe.api.state import AppState
+
+StateSource = Callable[[], "AppState | None"]
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Seconds: a live update on a CPU takes ~0.1-1 s, a 30 s file chunk a few seconds.
 _CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -39,7 +42,7 @@ _WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 class Metrics:
     """The metric objects of one app; increment them from anywhere that has the app."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, state: StateSource) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.audio_seconds = Counter(
@@ -61,6 +64,9 @@ class Metrics:
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
+        self.sessions_opened = Counter(
+            "stt_sessions", "Live sessions accepted (past the token, origin and capacity checks)", registry=r
+        )
         self.file_transcriptions = Counter(
             "stt_file_transcriptions", "Files transcribed through /v1/audio/transcriptions", registry=r
         )
@@ -72,7 +78,7 @@ class Metrics:
             "Uploads waiting for their turn (STT_MAX_FILE_JOBS)",
             registry=r,
         )
-        r.register(_StateCollector(app))
+        r.register(_StateCollector(state))
 
     def observe(self, timing: JobTiming) -> None:
         """A scheduler listener: one finished model call."""
@@ -81,6 +87,15 @@ class Metrics:
         if timing.failed:
             self.model_call_failures.inc()
 
+    def count_error(self, code: str) -> None:
+        """One error reported to a client (``code``: the protocol's error codes)."""
+        self.errors.labels(code=code).inc()
+
+    def count_audio(self, seconds: float, source: str = "live") -> None:
+        """``seconds`` of audio received and decoded (``source``: live or file)."""
+        if seconds > 0:
+            self.audio_seconds.labels(source=source).inc(seconds)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -88,88 +103,32 @@ class Metrics:
 class _StateCollector(Collector):
     """Reads the app's state at scrape time: nothing to keep in step, nothing to hook."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self._state = app.state
+    def __init__(self, state: StateSource) -> None:
+        self._state = state
 
     def collect(self) -> Iterator[Metric]:
-        sessions = getattr(self._state, "sessions", None)
+        state = self._state()
+        if state is None:  # still starting
+            return
         yield GaugeMetricFamily(
-            "stt_live_sessions", "Open /ws/transcribe sessions", value=len(sessions or ())
+            "stt_live_sessions", "Open /ws/transcribe sessions", value=len(state.sessions)
         )
-        scheduler = getattr(self._state, "scheduler", None)
-        if scheduler is not None:
-            stats = scheduler.stats()
+        stats = state.scheduler.stats()
+        yield GaugeMetricFamily(
+            "stt_scheduler_queue_depth", "Model calls waiting for a worker", value=stats.queued
+        )
+        yield GaugeMetricFamily("stt_scheduler_running", "Model calls running now", value=stats.running)
+        yield CounterMetricFamily(
+            "stt_scheduler_busy_seconds", "Seconds the workers spent in the model", value=stats.busy_seconds
+        )
+        yield CounterMetricFamily("stt_scheduler_jobs", "Model calls finished", value=stats.jobs_done)
+        model = state.transcriber
+        info = GaugeMetricFamily(
+            "stt_model_info", "The loaded model (always 1)", labels=["model", "device", "compute_type"]
+        )
+        info.add_metric([str(model.name), str(model.device), str(model.compute_type)], 1)
+        yield info
+        if model.load_seconds is not None:
             yield GaugeMetricFamily(
-                "stt_scheduler_queue_depth", "Model calls waiting for a worker", value=stats.queued
+                "stt_model_load_seconds", "Time loading the model took", value=model.load_seconds
             )
-            yield GaugeMetricFamily("stt_scheduler_running", "Model calls running now", value=stats.running)
-            yield CounterMetricFamily(
-                "stt_scheduler_busy_seconds",
-                "Seconds the workers spent in the model",
-                value=stats.busy_seconds,
-            )
-            yield CounterMetricFamily("stt_scheduler_jobs", "Model calls finished", value=stats.jobs_done)
-        transcriber = getattr(self._state, "transcriber", None)
-        if transcriber is not None:
-            info = GaugeMetricFamily(
-                "stt_model_info", "The loaded model (always 1)", labels=["model", "device", "compute_type"]
-            )
-            info.add_metric(
-                [str(transcriber.name), str(transcriber.device), str(transcriber.compute_type)], 1
-            )
-            yield info
-            load_seconds = getattr(transcriber, "load_seconds", None)
-            if load_seconds is not None:
-                yield GaugeMetricFamily(
-                    "stt_model_load_seconds", "Time loading the model took", value=load_seconds
-                )
-
-
-async def serve_metrics(request: Request) -> Response:
-    """The Prometheus text exposition of this app's registry."""
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
-def install(app: FastAPI) -> Metrics:
-    """Give ``app`` its metrics and ``GET /metrics`` (behind the access token, like every route
-    but ``/health``); the scheduler listener is attached once the lifespan has started it."""
-    metrics = Metrics(app)
-    app.state.metrics = metrics
-    app.add_api_route(
-        "/metrics",
-        serve_metrics,
-        methods=["GET"],
-        include_in_schema=False,
-        dependencies=[Depends(require_token)],
-    )
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(instance: Any) -> AsyncIterator[Any]:
-        async with inner(instance) as state:
-            scheduler = getattr(app.state, "scheduler", None)
-            if scheduler is not None:
-                scheduler.add_listener(metrics.observe)
-            yield state
-
-    app.router.lifespan_context = lifespan
-    return metrics
-
-
-def of(app: Any) -> Metrics | None:
-    """The app's metrics, or None where :func:`install` was not called."""
-    return getattr(getattr(app, "state", None), "metrics", None)
-
-
-def count_error(app: Any, code: str) -> None:
-    """One error reported to a client (``code``: the protocol's error codes)."""
-    metrics = of(app)
-    if metrics is not None:
-        metrics.errors.labels(code=code).inc()
-
-
-def count_audio(app: Any, seconds: float, source: str = "live") -> None:
-    """``seconds`` of audio received and decoded (``source``: live or file)."""
-    metrics = of(app)
-    if metrics is not None and seconds > 0:
-        metrics.audio_seconds.labels(source=source).inc(seconds)

@@ -22,26 +22,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
+from prometheus_client import Gauge
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from wirescribe import logs as logging_setup
-from wirescribe.api import metrics, security
+from wirescribe.api import security
+from wirescribe.api.deps import State
 from wirescribe.api.openai_format import (
     GRANULARITIES,
     RESPONSE_FORMATS,
@@ -51,6 +49,7 @@ from wirescribe.api.openai_format import (
     render,
     temperatures,
 )
+from wirescribe.api.state import AppState
 from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder
@@ -62,66 +61,7 @@ T = TypeVar("T")
 _COPY_BYTES = 1 << 20
 
 
-class FileApiConfigError(ValueError):
-    """An ``STT_*`` setting of the file endpoint holds a value that cannot be used."""
-
-
-@dataclass(frozen=True)
-class FileApiConfig:
-    """``STT_MAX_UPLOAD_BYTES``, ``STT_MAX_FILE_JOBS``, ``STT_MAX_FILE_QUEUE``,
-    ``STT_FILE_CHUNK_SECONDS``, ``STT_FILE_BEAM_SIZE``."""
-
-    max_upload_bytes: int = 100 << 20  # the whole request body; past it: 413
-    # Files transcribed at once. One keeps live sessions' updates waiting for at most one file
-    # chunk: the scheduler is FIFO and an upload has one chunk queued or running at a time.
-    max_jobs: int = 1
-    max_queue: int = 16  # requests waiting for their turn (their bodies not yet read); past it: 429
-    chunk_seconds: float = 30.0  # the longest model call an upload makes (≤ 30: Whisper's window)
-    beam_size: int = 5  # as the CLI's stt: the same file gives the same text either way
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> FileApiConfig:
-        env = os.environ if env is None else env
-
-        def number(name: str, default: float, kind: type, lo: float, hi: float = math.inf) -> Any:
-            raw = env.get(f"STT_{name}", "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError as e:
-                raise FileApiConfigError(f"STT_{name} must be a number, not {raw!r}") from e
-            if not lo <= value <= hi:
-                raise FileApiConfigError(f"STT_{name} must be from {lo:g} to {hi:g}, not {raw!r}")
-            return value
-
-        return cls(
-            max_upload_bytes=number("MAX_UPLOAD_BYTES", cls.max_upload_bytes, int, 1),
-            max_jobs=number("MAX_FILE_JOBS", cls.max_jobs, int, 1),
-            max_queue=number("MAX_FILE_QUEUE", cls.max_queue, int, 0),
-            chunk_seconds=number("FILE_CHUNK_SECONDS", cls.chunk_seconds, float, 5, 30),
-            beam_size=number("FILE_BEAM_SIZE", cls.beam_size, int, 1, 20),
-        )
-
-
-class _FileApi:
-    """The endpoint's state in one app: its settings, and the turns of the uploads."""
-
-    def __init__(self, config: FileApiConfig) -> None:
-        self.config = config
-        self.turns = asyncio.Semaphore(config.max_jobs)  # FIFO: waiting requests go in order
-        self.admitted = 0  # waiting or transcribing
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Read the settings at startup, so a bad one stops the server like the rest of its config
-    (tests may put a :class:`FileApiConfig` on ``app.state.file_api_config`` first)."""
-    app.state.file_api = _FileApi(getattr(app.state, "file_api_config", None) or FileApiConfig.from_env())
-    yield
-
-
-router = APIRouter(lifespan=_lifespan)
+router = APIRouter()
 
 _FORM_SCHEMA = {
     "type": "object",
@@ -148,50 +88,51 @@ _FORM_SCHEMA = {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}
     },
 )
-async def create_transcription(request: Request) -> Response:
+async def create_transcription(request: Request, state: State) -> Response:
     """Transcribe the uploaded ``file`` with the server's model (``model`` is ignored)."""
-    api: _FileApi = request.app.state.file_api
+    turns = state.file_turns
+    metrics = state.metrics
     context = logging_setup.session_id.set(f"file-{uuid.uuid4().hex[:8]}")
     admitted = False
     try:
-        _admit(request, api)
-        api.admitted += 1
+        _admit(request, state)
+        turns.admitted += 1
         admitted = True
-        with _gauge(request.app, "file_transcriptions_waiting"):
-            await api.turns.acquire()  # before the body is read: a waiting upload holds no file
+        with _gauge(metrics.file_transcriptions_waiting):
+            await turns.semaphore.acquire()  # before the body is read: a waiting upload holds no file
         try:
-            with _gauge(request.app, "file_transcriptions_in_progress"):
-                return await _transcribe_request(request, api.config)
+            with _gauge(metrics.file_transcriptions_in_progress):
+                return await _transcribe_request(request, state)
         finally:
-            api.turns.release()
+            turns.semaphore.release()
     except ApiError as e:
         log.info("refused (%d): %s", e.status, e.message)
-        metrics.count_error(request.app, e.metric)
+        metrics.count_error(e.metric)
         return e.response()
     except SchedulerClosed:
-        metrics.count_error(request.app, "busy")
+        metrics.count_error("busy")
         return ApiError(503, "the server is shutting down", kind="server_error").response()
     except DecoderFailure as e:
         log.error("the audio decoder failed: %s", e)
-        metrics.count_error(request.app, "internal")
+        metrics.count_error("internal")
         return ApiError(500, f"the audio decoder failed: {e}", kind="server_error").response()
     except ClientDisconnect:
         log.info("the client went away; its transcription was stopped")
         return Response(status_code=499)  # nobody reads it (nginx's "client closed request")
     except Exception as e:  # the boundary: logged with its traceback, answered in OpenAI's shape
         log.exception("file transcription failed")
-        metrics.count_error(request.app, "internal")
+        metrics.count_error("internal")
         return ApiError(500, f"internal error ({type(e).__name__})", kind="server_error").response()
     finally:
         if admitted:
-            api.admitted -= 1
+            turns.admitted -= 1
         logging_setup.session_id.reset(context)
 
 
-def _admit(request: Request, api: _FileApi) -> None:
+def _admit(request: Request, state: AppState) -> None:
     """Token, shutdown and the length of the line, checked before the body is read."""
-    state = request.app.state
-    expected = getattr(getattr(state, "config", None), "token", None)
+    expected = state.settings.token
+    files = state.settings.files
     if not security.token_matches(expected, security.presented_token(request.headers, request.query_params)):
         raise ApiError(
             401,
@@ -200,12 +141,12 @@ def _admit(request: Request, api: _FileApi) -> None:
             metric="unauthorized",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if getattr(state, "draining", False):
+    if state.draining:
         raise ApiError(503, "the server is shutting down", kind="server_error", metric="busy")
-    if api.admitted >= api.config.max_jobs + api.config.max_queue:
+    if state.file_turns.admitted >= files.max_jobs + files.max_queue:
         raise ApiError(
             429,
-            f"{api.admitted} files are being transcribed or waiting already; try again later",
+            f"{state.file_turns.admitted} files are being transcribed or waiting already; try again later",
             kind="rate_limit_error",
             code="busy",
             metric="busy",
@@ -213,8 +154,8 @@ def _admit(request: Request, api: _FileApi) -> None:
         )
 
 
-async def _transcribe_request(request: Request, config: FileApiConfig) -> Response:
-    state = request.app.state
+async def _transcribe_request(request: Request, state: AppState) -> Response:
+    config = state.settings.files
     form = await _read_form(request, config.max_upload_bytes)
     try:
         upload = form.get("file")
@@ -231,7 +172,7 @@ async def _transcribe_request(request: Request, config: FileApiConfig) -> Respon
             temperature=temperatures(req.temperature),
         )
         started = time.perf_counter()
-        work = _transcribe_upload(request, upload, options, ChunkOptions(max_seconds=config.chunk_seconds))
+        work = _transcribe_upload(state, upload, options, ChunkOptions(max_seconds=config.chunk_seconds))
         transcript = await _unless_disconnected(request, work)
     finally:
         await form.close()
@@ -239,9 +180,8 @@ async def _transcribe_request(request: Request, config: FileApiConfig) -> Respon
     log.info(
         "transcribed %s: %.1f s of audio in %.1f s", name, transcript.duration, time.perf_counter() - started
     )
-    metrics.count_audio(request.app, transcript.duration, "file")
-    if (m := metrics.of(request.app)) is not None:
-        m.file_transcriptions.inc()
+    state.metrics.count_audio(transcript.duration, "file")
+    state.metrics.file_transcriptions.inc()
     return render(transcript, req, name)
 
 
@@ -276,9 +216,8 @@ async def _read_form(request: Request, limit: int) -> FormData:
 
 
 async def _transcribe_upload(
-    request: Request, upload: UploadFile, options: DecodeOptions, chunking: ChunkOptions
+    state: AppState, upload: UploadFile, options: DecodeOptions, chunking: ChunkOptions
 ) -> Transcript:
-    state = request.app.state
     with tempfile.TemporaryDirectory(prefix="stt-upload-") as tmp:
         path = Path(tmp) / "upload"  # no extension: ffmpeg goes by the content alone
         await asyncio.to_thread(_copy, upload.file, path)
@@ -326,13 +265,10 @@ async def _until_disconnected(request: Request) -> None:
 
 
 @contextlib.contextmanager
-def _gauge(app: Any, name: str) -> Iterator[None]:
-    """One more on the app's gauge ``name`` while the block runs (nothing without metrics)."""
-    gauge = getattr(metrics.of(app), name, None)
-    if gauge is not None:
-        gauge.inc()
+def _gauge(gauge: Gauge) -> Iterator[None]:
+    """One more on ``gauge`` while the block runs."""
+    gauge.inc()
     try:
         yield
     finally:
-        if gauge is not None:
-            gauge.dec()
+        gauge.dec()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -31,14 +32,24 @@ class Outbox:
     """Serialises sends from the receive loop and the session task; never raises on a gone peer
     (it raises :class:`WebSocketDisconnect`, which the server treats as the client leaving)."""
 
-    def __init__(self, websocket: WebSocket, send_timeout: float = 0.0, session_id: str = "-") -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        send_timeout: float = 0.0,
+        session_id: str = "-",
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_error(code)`` is called for every ``error`` message sent (the metrics' count)."""
         self._ws = websocket
+        self._on_error = on_error
         self._timeout = send_timeout or None
         self._lock = asyncio.Lock()
         self._closed = False
         self.session_id = session_id
 
     async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "error" and self._on_error is not None:
+            self._on_error(str(message.get("code")))
         try:
             await asyncio.wait_for(self._send(message), self._timeout)
         except asyncio.TimeoutError as e:

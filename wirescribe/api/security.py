@@ -2,10 +2,8 @@
 
 * :func:`check_websocket` — for ``/ws/transcribe``: origin, then token; raises
   :class:`protocol.ProtocolError` ``unauthorized`` (close 1008).
-* :func:`require_token` — a FastAPI dependency for any HTTP route other than ``/health``:
-  ``router.add_api_route(..., dependencies=[Depends(require_token)])``; 401 without the token.
-* :class:`DocsGate` — the same for FastAPI's generated ``/docs``, ``/redoc``, ``/openapi.json``,
-  which are plain routes that no dependency reaches.
+* :func:`token_matches` / :func:`presented_token` — what the HTTP routes' dependency
+  (:func:`wirescribe.api.deps.require_token`) and the docs gate check.
 * :class:`RedactTokens` — keeps ``?token=…`` out of uvicorn's access and connection logs.
 
 Tokens are compared with :func:`hmac.compare_digest`, so the time a wrong guess takes does not
@@ -19,12 +17,10 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 
-from fastapi import HTTPException, Request, WebSocket
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import WebSocket
 
 from wirescribe.api.protocol import ProtocolError
-from wirescribe.settings import ServerConfig
+from wirescribe.settings import Settings
 
 QUERY_PARAM = "token"
 _REDACT = re.compile(r"([?&]token=)[^&\s\"']*", re.IGNORECASE)
@@ -55,7 +51,7 @@ def origin_allowed(allowed: tuple[str, ...], origin: str | None) -> bool:
     return origin.strip().rstrip("/").lower() in allowed
 
 
-def check_websocket(websocket: WebSocket, config: ServerConfig) -> None:
+def check_websocket(websocket: WebSocket, config: Settings) -> None:
     """Refuse a WebSocket whose origin is not allowed or whose token is missing or wrong."""
     origin = websocket.headers.get("origin")
     if not origin_allowed(config.allowed_origins, origin):
@@ -64,34 +60,6 @@ def check_websocket(websocket: WebSocket, config: ServerConfig) -> None:
         raise ProtocolError(
             "unauthorized", "a valid access token is required (?token= or Authorization: Bearer)"
         )
-
-
-def require_token(request: Request) -> None:
-    """FastAPI dependency: 401 unless the request carries the server's token (if it has one)."""
-    config: ServerConfig | None = getattr(request.app.state, "config", None)
-    expected = config.token if config is not None else None
-    if not token_matches(expected, presented_token(request.headers, request.query_params)):
-        raise HTTPException(401, "a valid access token is required", headers={"WWW-Authenticate": "Bearer"})
-
-
-class DocsGate:
-    """ASGI middleware: FastAPI's API docs and schema need the token too (when one is set)."""
-
-    PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.PATHS:
-            request = Request(scope)
-            try:
-                require_token(request)
-            except HTTPException as e:
-                response = JSONResponse({"detail": e.detail}, e.status_code, headers=e.headers)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def redact(text: str) -> str:

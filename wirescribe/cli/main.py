@@ -19,6 +19,7 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,6 +28,7 @@ from wirescribe.audio.decode import ENCODINGS, DecodeError, DecoderFailure, deco
 from wirescribe.cli.tts import DEFAULT_ENGINE, ENGINES, TtsError, TtsOptions, TtsUsageError, synthesize
 from wirescribe.client import ClientError, pcm16_slices, stream, webm_slices
 from wirescribe.formats import FORMATS, FileTranscript, render
+from wirescribe.settings import Settings, SettingsError
 
 log = logging.getLogger("cli")
 
@@ -178,9 +180,11 @@ def cmd_stt(args: argparse.Namespace) -> int:
     if args.output != "-":
         _check_writable(Path(args.output))
     try:
-        config = ModelConfig.from_env(model=args.model, device=args.device, compute_type=args.compute_type)
-    except (TypeError, ValueError) as e:
-        raise CliError(f"bad model setting in the STT_* environment: {e}", USAGE_ERROR) from e
+        settings = Settings.from_env()  # every STT_* setting checked: one line for a bad one
+    except SettingsError as e:
+        raise CliError(str(e), USAGE_ERROR) from e
+    flags = {"model": args.model, "device": args.device, "compute_type": args.compute_type}
+    config = replace(settings.model, **{k: v for k, v in flags.items() if v is not None})
     transcriber = load_transcriber(config)
     if args.language and args.language not in transcriber.supported_languages:
         raise CliError(f"model {transcriber.name} does not know language {args.language!r}", USAGE_ERROR)

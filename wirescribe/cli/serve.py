@@ -3,41 +3,40 @@
     stt-server --host 0.0.0.0 --port 8000 --log-level debug --log-format json
 
 The same as ``uvicorn server:app`` plus log lines that carry the session id (uvicorn's own lines
-included). Every other setting is an ``STT_*`` environment variable (see config.py).
+included). Every other setting is an ``STT_*`` environment variable (docs/configuration.md,
+read by :mod:`wirescribe.settings`); a bad one is one line and exit code 2, before anything starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-from wirescribe import logs as logging_setup
+from wirescribe import logs
+from wirescribe.settings import Settings, SettingsError
 
 
-def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
-    env = dict(os.environ) if env is None else env
-    level, fmt = logging_setup.from_env(env)
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stt-server", description="Real-time speech-to-text server.")
     parser.add_argument(
         "--host",
-        default=env.get("STT_HOST", "127.0.0.1"),
+        default=settings.host,
         help="address to listen on (STT_HOST; default %(default)s; 0.0.0.0 for all)",
     )
     parser.add_argument(
-        "--port",
-        type=int,
-        default=int(env.get("STT_PORT", "8000")),
-        help="port (STT_PORT; default %(default)s)",
+        "--port", type=int, default=settings.port, help="port (STT_PORT; default %(default)s)"
     )
     parser.add_argument(
-        "--log-level", choices=logging_setup.LEVELS, default=level, help="STT_LOG_LEVEL (default %(default)s)"
+        "--log-level",
+        choices=logs.LEVELS,
+        default=settings.log.level,
+        help="STT_LOG_LEVEL (default %(default)s)",
     )
     parser.add_argument(
         "--log-format",
-        choices=logging_setup.FORMATS,
-        default=fmt,
+        choices=logs.FORMATS,
+        default=settings.log.format,
         help="text, or json: one object per line (STT_LOG_FORMAT; default %(default)s)",
     )
     parser.add_argument("--no-access-log", action="store_true", help="leave out one line per HTTP request")
@@ -47,16 +46,11 @@ def build_parser(env: dict[str, str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and serve until interrupted; returns the exit code."""
     try:
-        args = build_parser().parse_args(argv)
-    except ValueError as e:  # a bad STT_PORT
+        settings = Settings.from_env()
+    except SettingsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.log_level not in logging_setup.LEVELS or args.log_format not in logging_setup.FORMATS:
-        print(
-            f"error: bad STT_LOG_LEVEL/STT_LOG_FORMAT ({args.log_level!r}, {args.log_format!r})",
-            file=sys.stderr,
-        )
-        return 2
+    args = build_parser(settings).parse_args(argv)
     import uvicorn
 
     uvicorn.run(
@@ -64,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        log_config=logging_setup.uvicorn_log_config(args.log_level, args.log_format),
+        log_config=logs.uvicorn_log_config(args.log_level, args.log_format),
         access_log=not args.no_access_log,
     )
     return 0

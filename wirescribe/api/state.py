@@ -1,0 +1,44 @@
+"""The application's state, one typed object built by the lifespan and handed to the routes.
+
+Routes get it through the :data:`wirescribe.api.deps.State` dependency, never by reading
+attributes off ``app.state``; per-connection state lives in the connection's own objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from wirescribe.api.lifecycle import LiveConnection
+from wirescribe.api.metrics import Metrics
+from wirescribe.asr.model import Transcriber
+from wirescribe.asr.scheduler import Scheduler
+from wirescribe.audio.vad import ProbabilityFn
+from wirescribe.settings import Settings
+
+
+class FileTurns:
+    """Uploads' turns: ``max_jobs`` transcribed at once, FIFO; ``admitted`` counts those waiting
+    or running, so the line can be refused (429) before a body is read."""
+
+    def __init__(self, max_jobs: int) -> None:
+        self.semaphore = asyncio.Semaphore(max_jobs)
+        self.admitted = 0
+
+
+@dataclass
+class AppState:
+    """What every route of one app shares: settings, the model and its scheduler, metrics."""
+
+    settings: Settings  # resolved: no "auto" left
+    transcriber: Transcriber
+    scheduler: Scheduler
+    vad_probability: ProbabilityFn
+    metrics: Metrics
+    file_turns: FileTurns
+    sessions: dict[str, LiveConnection] = field(default_factory=dict)
+    draining: bool = False  # shutting down: new sessions and uploads are refused
+
+    @property
+    def at_capacity(self) -> bool:
+        return len(self.sessions) >= self.settings.max_sessions

@@ -1,0 +1,214 @@
+"""``/ws/transcribe``: the WebSocket edge of a live session (the protocol: docs/protocol.md).
+
+Per connection: one receive loop here (the only socket reader), one session task
+(:class:`~wirescribe.streaming.session.LiveSession`) that decodes, transcribes and sends; the
+connection's ``finally`` cancels and awaits both. Every error sent to the client, the audio it
+sends and the session itself are counted in the app's metrics here, at the edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from wirescribe import logs
+from wirescribe.api import protocol, security
+from wirescribe.api.deps import State
+from wirescribe.api.lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, release_free_memory
+from wirescribe.api.limits import AudioRate, AudioRateGate
+from wirescribe.api.metrics import Metrics
+from wirescribe.api.outbox import Outbox
+from wirescribe.api.protocol import ProtocolError
+from wirescribe.api.state import AppState
+from wirescribe.asr.scheduler import SchedulerClosed
+from wirescribe.audio.decode import DecoderFailure, StreamDecoder, open_decoder
+from wirescribe.audio.vad import VoiceActivity
+from wirescribe.settings import Settings
+from wirescribe.streaming.policy import FinalTranscript, StreamingPolicy
+from wirescribe.streaming.session import LiveSession
+
+log = logging.getLogger(__name__)
+
+
+class _AudioMeter:
+    """Counts a session's decoded audio into the metrics as it grows (not only at its end)."""
+
+    def __init__(self, session: LiveSession, metrics: Metrics) -> None:
+        self._session = session
+        self._metrics = metrics
+        self._counted = 0.0
+
+    def update(self) -> None:
+        now = self._session.audio_seconds
+        self._metrics.count_audio(now - self._counted, "live")
+        self._counted = now
+
+
+async def transcribe_ws(websocket: WebSocket, state: State) -> None:
+    await websocket.accept()
+    settings = state.settings
+    session_id = uuid.uuid4().hex[:12]
+    logs.session_id.set(session_id)  # this task and the ones it starts log with the id
+    outbox = Outbox(websocket, settings.send_timeout, session_id, on_error=state.metrics.count_error)
+    try:
+        security.check_websocket(websocket, settings)  # before anything else is read or said
+        params = protocol.parse_params(
+            websocket.query_params, state.transcriber.supported_languages, state.transcriber.default_language
+        )
+        if state.draining:
+            raise ProtocolError("busy", "the server is shutting down")
+        if state.at_capacity:
+            raise ProtocolError("busy", f"the server is at its limit of {settings.max_sessions} sessions")
+    except ProtocolError as e:
+        await outbox.fail(e)
+        return
+    connection = LiveConnection(session_id)
+    state.sessions[session_id] = connection
+    state.metrics.sessions_opened.inc()
+    log.info("session opened: format %s, language %s", params.format, params.language or "auto")
+    decoder: StreamDecoder | None = None
+    meter: _AudioMeter | None = None
+    try:
+        decoder = await open_decoder(params.format, params.sample_rate)
+        policy = StreamingPolicy(VoiceActivity(state.vad_probability), language=params.language)
+        session = LiveSession(
+            decoder, policy, state.scheduler, outbox.send,
+            language=params.language, max_seconds=settings.max_session_seconds,
+            context_seconds=settings.encoder_context if settings.encoder_context < 30 else None,
+            decode_timeout=settings.decode_timeout, session_id=session_id,
+        )  # fmt: skip
+        meter = _AudioMeter(session, state.metrics)
+        await outbox.send(protocol.ready_message(session_id, state.transcriber.name, params))
+        await _serve(websocket, session, connection, settings, outbox, meter)
+    except WebSocketDisconnect:
+        log.info("client went away")
+    except ProtocolError as e:
+        await outbox.fail(e)
+    except (DecoderFailure, SchedulerClosed) as e:
+        await outbox.fail(ProtocolError("internal", str(e)))
+    finally:
+        if decoder is not None:  # the session reaps it too; not if the client left before it ran
+            await decoder.aclose()
+        if meter is not None:
+            meter.update()
+        _close_session(state, session_id)
+        connection.mark_done()
+        if not state.sessions:
+            await release_free_memory()
+
+
+def _close_session(state: AppState, session_id: str) -> None:
+    state.sessions.pop(session_id, None)
+    log.info("session closed")
+
+
+async def _serve(
+    websocket: WebSocket,
+    session: LiveSession,
+    connection: LiveConnection,
+    settings: Settings,
+    outbox: Outbox,
+    meter: _AudioMeter,
+) -> None:
+    """Run the receive loop beside the session task until one ends (or the server stops the
+    session: shutdown, wall-clock limit); then finish both and send the final."""
+    stopping = asyncio.Event()  # the receiver's own stop check: wait_for (3.11) may swallow a cancel
+    receiver = asyncio.create_task(_receive(websocket, session, settings, outbox, stopping, meter))
+    worker = asyncio.create_task(session.run())
+    stopper = asyncio.create_task(connection.stop_requested())
+    tasks = (receiver, worker, stopper)
+    try:
+        done, _ = await asyncio.wait(
+            tasks, timeout=settings.max_session_wall_seconds or None, return_when=asyncio.FIRST_COMPLETED
+        )
+        close_code = protocol.NORMAL
+        if worker in done:  # after eof or at the audio limit (the receiver still watches the socket)
+            pass
+        elif receiver in done:
+            if receiver.result() == "idle":  # result() raises: gone, bad frame
+                await outbox.send(
+                    protocol.error_message("timeout", f"no audio for {settings.idle_timeout:g} s")
+                )
+        else:  # stopped by the server (shutdown, wall clock): audio already received still counts
+            reason = stopper.result() if stopper in done else WALL_LIMIT
+            log.info("ending (%s)", reason)
+            close_code = protocol.GOING_AWAY if reason == SHUTDOWN else protocol.NORMAL
+            stopping.set()
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+        await session.end_input()
+        final: FinalTranscript = await worker
+        await outbox.send(protocol.final_message(final))
+        await outbox.close(close_code)
+    finally:
+        stopping.set()
+        await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: tuple[asyncio.Task[object], ...]) -> None:
+    """Cancel ``tasks`` and wait for them. Cancels again while one runs on: Python 3.11's
+    ``wait_for`` drops a cancellation that arrives as its awaitable completes."""
+    pending = [t for t in tasks if not t.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.5)
+        pending = [t for t in pending if not t.done()]
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: the session's outcome was handled already
+
+
+async def _receive(
+    websocket: WebSocket,
+    session: LiveSession,
+    settings: Settings,
+    outbox: Outbox,
+    stopping: asyncio.Event,
+    meter: _AudioMeter,
+) -> str:
+    """Feed binary frames to the session until ``eof``; the only socket reader. Returns "idle"
+    when no frame came for the idle timeout. After ``eof`` it only watches for the client going
+    away (raising :class:`WebSocketDisconnect`), so a vanished client's final is not computed.
+
+    Audio beyond the rate limit is not refused but waited for: while the gate says so, nothing
+    is read from the socket, so the client's sends block (TCP backpressure)."""
+    loop = asyncio.get_running_loop()
+    gate = AudioRateGate(AudioRate(settings.max_audio_rate, settings.audio_burst_seconds), loop.time())
+    ended = False
+    while not stopping.is_set():
+        try:
+            message = await asyncio.wait_for(
+                websocket.receive(), None if ended else settings.idle_timeout or None
+            )
+        except asyncio.TimeoutError:
+            return "idle"
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if ended:
+            continue  # frames after eof are ignored
+        data = message.get("bytes")
+        if data is not None:
+            if len(data) > settings.max_frame_bytes:
+                raise ProtocolError(
+                    "too_large", f"frame of {len(data)} bytes is over the limit of {settings.max_frame_bytes}"
+                )
+            await session.feed(data)
+            meter.update()
+            pause = gate.delay(session.audio_seconds, loop.time())
+            if pause > 0:
+                await asyncio.sleep(pause)
+            continue
+        try:
+            protocol.parse_control(message.get("text") or "")
+        except ProtocolError as e:
+            await outbox.send(e.to_message())
+            continue
+        await session.end_input()
+        ended = True
+    return "stopped"
