@@ -4,32 +4,49 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 0.0.0.0
 PORT ?= 8000
+# The exact versions the suite passed with (`make lock` refreshes them).
+CONSTRAINTS := -c constraints.txt
 
-.PHONY: venv run test test-fast lint bench clean
+.PHONY: venv dev run test test-fast lint bench lock clean
 
-$(BIN)/.installed: requirements.txt
+$(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt $(CONSTRAINTS)
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(CONSTRAINTS)
 	touch $@
 
 venv: $(BIN)/.installed
 
+dev: $(BIN)/.installed-dev
+
 run: venv
 	$(BIN)/uvicorn server:app --host $(HOST) --port $(PORT)
 
-test: venv
+test: dev
 	$(BIN)/python -m pytest -q
 
-test-fast: venv
+test-fast: dev
 	$(BIN)/python -m pytest -q -m "not e2e"
 
-lint: venv
-	$(BIN)/python -m pip install --quiet ruff mypy
+lint: dev
 	$(BIN)/ruff check . && $(BIN)/mypy .
 
 bench: venv
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/stream_bench.py
+
+# Resolve requirements-dev.txt afresh in a scratch venv and record every version in constraints.txt.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -r requirements-dev.txt
+	{ echo "# Exact versions the suite passed with; refresh with 'make lock' (then run 'make test')."; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude pip; } > constraints.txt
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

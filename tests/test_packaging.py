@@ -30,17 +30,10 @@ def pyproject() -> dict[str, Any]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def requirement_sections() -> dict[str, list[str]]:
-    """requirements.txt's requirements by section: before ``# Tests`` is the runtime."""
-    sections: dict[str, list[str]] = {"runtime": [], "test": []}
-    current = "runtime"
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.startswith("# Tests"):
-            current = "test"
-        requirement = line.split("#")[0].strip()
-        if requirement:
-            sections[current].append(requirement)
-    return sections
+def requirements(path: Path) -> list[str]:
+    """The requirements a file lists (not its ``-r`` includes), comments stripped."""
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("-r")]
 
 
 def name(requirement: str) -> str:
@@ -60,13 +53,26 @@ def test_the_entry_files_are_thin() -> None:
         assert not re.search(r"^(def|class) ", text, re.M), f"{stem}.py defines code: move it to the package"
 
 
-def test_dependencies_mirror_requirements_txt() -> None:
+def test_dependencies_mirror_the_requirements_files() -> None:
     project = pyproject()["project"]
-    sections = requirement_sections()
-    assert sorted(project["dependencies"]) == sorted(sections["runtime"])
-    assert sorted(project["optional-dependencies"]["test"]) == sorted(sections["test"])
+    assert sorted(project["dependencies"]) == sorted(requirements(ROOT / "requirements.txt"))
+    dev = requirements(ROOT / "requirements-dev.txt")
+    assert sorted(project["optional-dependencies"]["dev"]) == sorted(dev)
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text()
     bench = (ROOT / "bench" / "requirements.txt").read_text().split()
     assert {name(r) for r in bench} <= {name(r) for r in project["optional-dependencies"]["bench"]}
+
+
+def test_the_constraints_pin_every_requirement() -> None:
+    """constraints.txt (``make lock``) pins an exact version of everything the files name."""
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            package, _, version = line.partition("==")
+            assert version, f"not an exact pin: {line!r}"
+            pinned[name(package)] = version
+    named = requirements(ROOT / "requirements.txt") + requirements(ROOT / "requirements-dev.txt")
+    assert {name(r) for r in named} <= set(pinned), {name(r) for r in named} - set(pinned)
 
 
 def test_console_scripts_name_callables() -> None:

@@ -24,7 +24,7 @@ from wirescribe.settings import Settings
 
 @pytest.fixture
 def http() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), FakeTranscriber())) as client:
+    with TestClient(create_app(Settings(), FakeTranscriber())) as client:  # type: ignore[arg-type]
         yield client
 
 
