@@ -1,9 +1,12 @@
-"""config.py: STT_* variables of the server, including the access and limit settings."""
+"""wirescribe.settings: every STT_* variable of the server and the CLI, read and validated in one place."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from tests.support import ROOT
 from wirescribe.settings import Settings, SettingsError
 
 
@@ -72,8 +75,7 @@ def test_auto_parallelism_on_a_cpu_gives_each_core_a_one_thread_worker() -> None
     # the session limit follows the workers: 6 real-time streams each keep a 2.5 s median latency
     assert (one.max_sessions, two.max_sessions, many.max_sessions) == (6, 12, 24)
     assert (
-        Settings.from_env({"STT_DEVICE": "cpu", "STT_MAX_SESSIONS": "3"}).resolved(cores=2).max_sessions
-        == 3
+        Settings.from_env({"STT_DEVICE": "cpu", "STT_MAX_SESSIONS": "3"}).resolved(cores=2).max_sessions == 3
     )
 
 
@@ -81,11 +83,60 @@ def test_explicit_parallelism_settings_are_kept() -> None:
     env = {"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "3", "STT_CPU_THREADS": "2", "STT_NUM_WORKERS": "5"}
     c = Settings.from_env(env).resolved(cores=2)
     assert (c.scheduler_workers, c.model.num_workers, c.model.cpu_threads) == (3, 5, 2)
-    only_workers = Settings.from_env({"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "1"}).resolved(
-        cores=8
-    )
+    only_workers = Settings.from_env({"STT_DEVICE": "cpu", "STT_SCHEDULER_WORKERS": "1"}).resolved(cores=8)
     assert (
         only_workers.scheduler_workers,
         only_workers.model.num_workers,
         only_workers.model.cpu_threads,
     ) == (1, 1, 8)
+
+
+NUMBERS = [
+    "MAX_FRAME_BYTES", "MAX_SESSION_SECONDS", "MAX_SESSION_WALL_SECONDS", "MAX_SESSIONS", "IDLE_TIMEOUT",
+    "MAX_AUDIO_RATE", "AUDIO_BURST_SECONDS", "SEND_TIMEOUT", "DECODE_TIMEOUT", "SHUTDOWN_GRACE",
+    "SCHEDULER_WORKERS", "BATCH_SIZE", "ENCODER_CONTEXT", "CPU_THREADS", "NUM_WORKERS", "PORT",
+    "MAX_UPLOAD_BYTES", "MAX_FILE_JOBS", "MAX_FILE_QUEUE", "FILE_CHUNK_SECONDS", "FILE_BEAM_SIZE",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NUMBERS)
+@pytest.mark.parametrize("value", ["many", "-3", "1e400"])
+def test_every_number_setting_refuses_junk_in_one_line(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({f"STT_{name}": value})
+    message = str(info.value)
+    assert message.startswith(f"STT_{name} must be") and repr(value) in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DEVICE", "gpu"), ("LOG_LEVEL", "loud"), ("LOG_FORMAT", "xml"), ("ENCODER_CONTEXT", "31")],
+)
+def test_choices_and_ranges(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^STT_{name} must be"):
+        Settings.from_env({f"STT_{name}": value})
+
+
+def test_model_log_and_ffmpeg_settings() -> None:
+    s = Settings.from_env(
+        {"STT_MODEL": "/models/x", "STT_DEVICE": "CPU", "STT_LOG_FORMAT": "json", "FFMPEG_BINARY": "/opt/ff"}
+    )
+    assert (s.model.model, s.model.device, s.log.format, s.ffmpeg_binary) == (
+        "/models/x",
+        "cpu",
+        "json",
+        "/opt/ff",
+    )
+    assert Settings.from_env({"STT_PORT": "", "STT_MODEL": " "}) == Settings()  # empty is unset
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    """One place reads the environment; everything else is handed its settings."""
+    package = ROOT / "wirescribe"
+    readers = {
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if re.search(r"os\.environ|os\.getenv|getenv\(", p.read_text())
+    }
+    # devserver.py passes the environment on to the server it starts (test tooling, reads nothing)
+    assert readers <= {"settings.py", "devserver.py"}, readers

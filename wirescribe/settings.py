@@ -64,7 +64,7 @@ class _Env:
         except ValueError as e:
             what = "a whole number" if kind is int else "a number"
             raise SettingsError(f"STT_{name} must be {what}, not {raw!r}") from e
-        if not lo <= value <= hi:  # also refuses NaN
+        if not (lo <= value <= hi and math.isfinite(value)):  # also refuses NaN and infinity
             upper = "" if hi == math.inf else f" to {hi:g}"
             raise SettingsError(f"STT_{name} must be from {lo:g}{upper}, not {raw!r}")
         return value

@@ -290,7 +290,7 @@ def test_decode_error_from_iteration_still_reaps() -> None:
 
 
 def test_missing_ffmpeg_is_a_decoder_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FFMPEG_BINARY", "/nonexistent/ffmpeg")
+    monkeypatch.setattr(audio_decode, "_configured_ffmpeg", "/nonexistent/ffmpeg")  # FFMPEG_BINARY
     assert audio_decode.find_ffmpeg() == "/nonexistent/ffmpeg"
     with pytest.raises(DecoderFailure):
         run(FfmpegStreamDecoder.start())
@@ -301,7 +301,7 @@ def test_missing_ffmpeg_in_decode_file_is_a_decoder_failure(
 ) -> None:
     """DecoderFailure is documented as 'ffmpeg missing'; FileNotFoundError means the *input* is
     missing. decode_file/encode_audio must not blur the two."""
-    monkeypatch.setenv("FFMPEG_BINARY", "/nonexistent/ffmpeg")
+    monkeypatch.setattr(audio_decode, "_configured_ffmpeg", "/nonexistent/ffmpeg")  # FFMPEG_BINARY
     with pytest.raises(DecoderFailure):
         decode_file(utterances[0].wav)
     with pytest.raises(DecoderFailure):

@@ -28,6 +28,7 @@ from wirescribe.api.metrics import CONTENT_TYPE, Metrics
 from wirescribe.api.state import AppState, FileTurns
 from wirescribe.asr.model import ModelLoadError, Transcriber
 from wirescribe.asr.scheduler import Scheduler
+from wirescribe.audio.decode import ffmpeg_version, find_ffmpeg, use_ffmpeg
 from wirescribe.audio.vad import silero_probability
 from wirescribe.settings import Settings, SettingsError
 
@@ -45,6 +46,9 @@ async def _build_state(app: FastAPI, settings: Settings | None, transcriber: Tra
     except SettingsError as e:
         raise StartupError(str(e)) from None
     logs.configure_unless_configured(settings.log.level, settings.log.format)
+    use_ffmpeg(settings.ffmpeg_binary)
+    ffmpeg = find_ffmpeg()
+    log.info("ffmpeg: %s (%s)", ffmpeg, await asyncio.to_thread(ffmpeg_version, ffmpeg))
     try:
         if transcriber is None:
             transcriber = await asyncio.to_thread(Transcriber.load, settings.model)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -42,19 +41,40 @@ class DecoderFailure(Exception):
     """The decoder itself failed (ffmpeg missing, killed or hung) — not the client's fault."""
 
 
+_configured_ffmpeg: str | None = None  # the operator's choice (Settings.ffmpeg_binary)
+
+
+def use_ffmpeg(binary: str | None) -> None:
+    """Decode with ``binary`` from now on (``None``: the bundled one, see :func:`find_ffmpeg`).
+    Called once at start-up by the server and the CLI with ``FFMPEG_BINARY``."""
+    global _configured_ffmpeg
+    _configured_ffmpeg = binary
+
+
 def find_ffmpeg() -> str:
-    """Return the ffmpeg executable: ``$FFMPEG_BINARY``, then ``PATH``, then imageio-ffmpeg's."""
-    explicit = os.environ.get("FFMPEG_BINARY")
-    if explicit:
-        return explicit
-    on_path = shutil.which("ffmpeg")
-    if on_path:
-        return on_path
+    """The ffmpeg executable: the one the operator named (``FFMPEG_BINARY``), else the build
+    bundled with the pinned imageio-ffmpeg wheel (a known version, whatever the machine has),
+    else one on ``PATH``."""
+    if _configured_ffmpeg:
+        return _configured_ffmpeg
     try:
         import imageio_ffmpeg
-    except ImportError as e:
-        raise DecoderFailure("ffmpeg not found on PATH and imageio-ffmpeg is not installed") from e
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError) as e:  # not installed, or no binary for this platform
+        on_path = shutil.which("ffmpeg")
+        if on_path:
+            return on_path
+        raise DecoderFailure("ffmpeg not found: imageio-ffmpeg has none here and none is on PATH") from e
+
+
+def ffmpeg_version(binary: str) -> str:
+    """The first line of ``binary -version`` (for the start-up log), or why it could not run."""
+    try:
+        out = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"cannot run it: {e}"
+    return (out.stdout.splitlines() or ["no version line"])[0]
 
 
 def _output_args() -> list[str]:

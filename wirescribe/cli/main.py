@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from wirescribe.asr.model import DecodeOptions, ModelConfig, ModelLoadError, Segment, Transcriber, Transcript
-from wirescribe.audio.decode import ENCODINGS, DecodeError, DecoderFailure, decode_file, encode_audio
+from wirescribe.audio.decode import (
+    ENCODINGS,
+    DecodeError,
+    DecoderFailure,
+    decode_file,
+    encode_audio,
+    use_ffmpeg,
+)
 from wirescribe.cli.tts import DEFAULT_ENGINE, ENGINES, TtsError, TtsOptions, TtsUsageError, synthesize
 from wirescribe.client import ClientError, pcm16_slices, stream, webm_slices
 from wirescribe.formats import FORMATS, FileTranscript, render
@@ -179,12 +186,8 @@ def cmd_stt(args: argparse.Namespace) -> int:
     paths = [_existing_file(Path(f)) for f in args.files]
     if args.output != "-":
         _check_writable(Path(args.output))
-    try:
-        settings = Settings.from_env()  # every STT_* setting checked: one line for a bad one
-    except SettingsError as e:
-        raise CliError(str(e), USAGE_ERROR) from e
     flags = {"model": args.model, "device": args.device, "compute_type": args.compute_type}
-    config = replace(settings.model, **{k: v for k, v in flags.items() if v is not None})
+    config = replace(args.settings.model, **{k: v for k, v in flags.items() if v is not None})
     transcriber = load_transcriber(config)
     if args.language and args.language not in transcriber.supported_languages:
         raise CliError(f"model {transcriber.name} does not know language {args.language!r}", USAGE_ERROR)
@@ -363,6 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.settings = Settings.from_env()  # every STT_* setting checked: one line for a bad one
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    use_ffmpeg(args.settings.ffmpeg_binary)
     try:
         return int(args.run(args))
     except CliError as e:
