@@ -41,6 +41,14 @@ class DecoderFailure(Exception):
     """The decoder itself failed (ffmpeg missing, killed or hung) — not the client's fault."""
 
 
+# The demuxers a client's bytes may reach: audio containers, none of which can name another
+# resource. Not HLS, DASH, concat, SDP, image sequences, subtitles or playlists, which make
+# ffmpeg open files or URLs named inside the input (a file read or a request for the client).
+INPUT_FORMATS = ("matroska", "webm", "ogg", "mp3", "wav", "flac", "mov", "mp4", "m4a", "aac", "mpegts")
+# The largest single allocation ffmpeg may make for a client's input: far above what decoding
+# any real audio needs, far below what a header that lies about its sizes can ask for.
+MAX_ALLOC_BYTES = 64 << 20
+
 _configured_ffmpeg: str | None = None  # the operator's choice (Settings.ffmpeg_binary)
 
 
@@ -75,6 +83,16 @@ def ffmpeg_version(binary: str) -> str:
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"cannot run it: {e}"
     return (out.stdout.splitlines() or ["no version line"])[0]
+
+
+def untrusted_input_args(protocol: str) -> list[str]:
+    """ffmpeg options for input a client sent: one protocol (``pipe`` for a live stream,
+    ``file`` for an upload spooled to disk), audio container demuxers only, bounded allocations."""
+    return [
+        "-max_alloc", str(MAX_ALLOC_BYTES),
+        "-protocol_whitelist", protocol,
+        "-format_whitelist", ",".join(INPUT_FORMATS),
+    ]  # fmt: skip
 
 
 def _output_args() -> list[str]:
@@ -142,10 +160,10 @@ class FfmpegStreamDecoder:
         """Spawn ffmpeg reading stdin (small probe sizes so output starts promptly), or the file
         at ``path`` (seekable: MP4/M4A with their index at the end decode only this way)."""
         if path is None:
-            source = ["-probesize", "4096", "-analyzeduration", "0", "-i", "pipe:0", "-flush_packets", "1"]
+            source = [*untrusted_input_args("pipe"), "-probesize", "4096", "-analyzeduration", "0",
+                      "-i", "pipe:0", "-flush_packets", "1"]  # fmt: skip
         else:
-            # The file protocol only: an uploaded playlist cannot make ffmpeg fetch URLs.
-            source = ["-protocol_whitelist", "file", "-i", f"file:{path}"]
+            source = [*untrusted_input_args("file"), "-i", f"file:{path}"]
         cmd = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error", *source, *_output_args()]
         try:
             proc = await ChildProcess.start(cmd, stdin=path is None)  # not forked: see child_process
