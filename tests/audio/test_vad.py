@@ -7,10 +7,13 @@ the same flags, and the fake can check that each call gets whole frames with the
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
-from wirescribe.audio.vad import FRAME, VadOptions, VoiceActivity
+from wirescribe.audio.vad import FRAME, VadOptions, VadOrderError, VoiceActivity
 
 
 class ScriptedProbability:
@@ -157,7 +160,7 @@ def test_discard_bounds_memory() -> None:
         v.push(frames(np.full(31, 0.9)))  # about 1 s at a time
         v.discard_before(v.frames_end - 16000)
     assert v.frames_end == 200 * 31 * FRAME
-    assert len(v._speech) <= 16000 // FRAME + 1
+    assert v.frames_end - v.frames_start <= 16000 + FRAME
 
 
 @pytest.mark.parametrize(
@@ -202,3 +205,64 @@ def test_int_audio_is_accepted_as_float() -> None:
     v = vad(min_speech=0)
     v.push(np.ones(4 * FRAME, dtype=np.int16))  # probability 1.0 per frame
     assert flags(v, 4) == [True] * 4
+
+
+def test_frame_score_accept_is_push_in_three_steps() -> None:
+    """The live session's way: frame on the loop, score in a thread, accept on the loop."""
+    rng = np.random.default_rng(9)
+    audio = frames(rng.choice([0.1, 0.4, 0.6, 0.95], size=60))
+    whole, split = vad(min_speech=0), vad(min_speech=0)
+    for k in range(0, len(audio), 1600):
+        whole.push(audio[k : k + 1600])
+        f = split.frame(audio[k : k + 1600])
+        split.accept(split.score(f))
+    assert split.frames_end == whole.frames_end == 60 * FRAME
+    assert flags(split, 60) == flags(whole, 60)
+
+
+def test_frame_and_score_change_nothing() -> None:
+    v = vad(min_speech=0)
+    f = v.frame(frames([0.9, 0.9, 0.9]))
+    scored = v.score(f)
+    assert f.count == 3 and scored.probabilities.tolist() == pytest.approx([0.9] * 3)
+    assert v.frames_end == 0 and not v.has_speech(0, 10**6)
+    v.accept(scored)
+    assert v.frames_end == 3 * FRAME and v.has_speech(0, 3 * FRAME)
+
+
+def test_a_block_short_of_a_frame_is_scored_without_the_model() -> None:
+    fake = ScriptedProbability()
+    v = VoiceActivity(fake)
+    f = v.frame(np.full(100, 0.9, dtype=np.float32))
+    assert f.count == 0
+    v.accept(v.score(f))
+    assert fake.calls == 0 and v.frames_end == 0
+    v.push(np.full(FRAME - 100, 0.9, dtype=np.float32))  # the 100 samples were kept
+    assert fake.calls == 1 and v.frames_end == FRAME
+
+
+def test_frames_accepted_out_of_order_are_refused() -> None:
+    v = VoiceActivity(lambda audio: audio.reshape(-1, FRAME).mean(axis=1), VadOptions(min_speech=0))
+    first = v.frame(frames([0.9]))
+    second = v.frame(frames([0.1]))  # made before the first was accepted: same seq
+    v.accept(v.score(first))
+    with pytest.raises(VadOrderError):
+        v.accept(v.score(second))
+    with pytest.raises(VadOrderError):
+        v.accept(v.score(first))  # twice
+    assert v.frames_end == FRAME
+
+
+def test_scoring_runs_in_any_thread() -> None:
+    seen: list[str] = []
+
+    def probability(audio: np.ndarray) -> np.ndarray:
+        seen.append(threading.current_thread().name)
+        return np.full(len(audio) // FRAME, 0.9, dtype=np.float32)
+
+    v = VoiceActivity(probability, VadOptions(min_speech=0))
+    with ThreadPoolExecutor(1, thread_name_prefix="vad") as pool:
+        for _ in range(3):
+            v.accept(pool.submit(v.score, v.frame(np.zeros(1600, dtype=np.float32))).result())
+    assert seen and all(name.startswith("vad") for name in seen)
+    assert v.frames_end == 4800 // FRAME * FRAME and v.has_speech(0, v.frames_end)

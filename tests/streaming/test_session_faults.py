@@ -5,93 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.support.sessions import FakeDecoder, run_session
 from wirescribe.api.protocol import ProtocolError
-from wirescribe.asr.model import DecodeOptions, Segment, Transcript, Word
-from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder, encode_audio
-from wirescribe.audio.vad import FRAME, VoiceActivity
-from wirescribe.streaming.policy import FinalTranscript, StreamingPolicy
-from wirescribe.streaming.session import LiveSession, bad_audio
-
-
-def always_speech(audio: np.ndarray) -> np.ndarray:
-    return np.ones(len(audio) // FRAME + 1, dtype=np.float32)
-
-
-def hello(audio: np.ndarray, options: DecodeOptions) -> Transcript:
-    seconds = len(audio) / 16000
-    word = Word(0.1, min(0.5, seconds), " hello", 0.9)
-    return Transcript((Segment(0.1, word.end, " hello", (word,), avg_logprob=-0.2),), "en", seconds)
-
-
-class FakeDecoder:
-    """Raw-like decoder whose feed/close/iteration can hang or fail on demand."""
-
-    def __init__(
-        self,
-        *,
-        hang_feed: bool = False,
-        hang_close: bool = False,
-        hang_finish: bool = False,
-        feed_error: Exception | None = None,
-        iter_error: Exception | None = None,
-    ) -> None:
-        self.hang_feed, self.hang_close, self.hang_finish = hang_feed, hang_close, hang_finish
-        self.feed_error, self.iter_error = feed_error, iter_error
-        self.queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
-        self.aclosed = False
-
-    async def feed(self, data: bytes) -> None:
-        if self.feed_error is not None:
-            raise self.feed_error
-        if self.hang_feed:
-            await asyncio.Event().wait()
-        self.queue.put_nowait(np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768)
-
-    async def close(self) -> None:
-        if self.hang_close:
-            await asyncio.Event().wait()
-        self.queue.put_nowait(None)
-
-    async def aclose(self) -> None:
-        self.aclosed = True
-
-    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
-        while (block := await self.queue.get()) is not None:
-            yield block
-        if self.iter_error is not None:
-            raise self.iter_error
-        if self.hang_finish:
-            await asyncio.Event().wait()
-
-
-async def run_session(decoder: FakeDecoder, audio_seconds: float = 1.0) -> FinalTranscript:
-    scheduler = Scheduler(hello)
-    await scheduler.start()
-    sent: list[dict[str, object]] = []
-
-    async def send(message: dict[str, object]) -> None:
-        sent.append(message)
-
-    session = LiveSession(
-        decoder, StreamingPolicy(VoiceActivity(always_speech)), scheduler, send,
-        language="en", max_seconds=60, decode_timeout=0.3,
-    )  # fmt: skip
-    worker = asyncio.create_task(session.run())
-    try:
-        await session.feed(np.zeros(int(audio_seconds * 16000), dtype="<i2").tobytes())
-        await session.end_input()
-        return await asyncio.wait_for(worker, 5)
-    finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
-        await scheduler.stop()
+from wirescribe.streaming.errors import decoder_error
 
 
 def internal(decoder: FakeDecoder) -> ProtocolError:
@@ -143,7 +66,7 @@ def test_eof_before_any_audio_is_an_empty_final() -> None:
 
 
 def test_bad_audio_quotes_ffmpeg_without_memory_addresses() -> None:
-    error = bad_audio(
+    error = decoder_error(
         DecodeError("[in#0 @ 0x5610f2860f80] Error opening input: Invalid data; [aist#0:0 @ 0x7f]")
     )
     assert (error.code, error.close) == ("bad_audio", 1003)

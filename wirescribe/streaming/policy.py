@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from wirescribe.asr.model import Segment, Transcript, Word
-from wirescribe.audio.vad import VoiceActivity
+from wirescribe.audio.buffer import GrowableBuffer
+from wirescribe.audio.vad import Scored, VoiceActivity
 
 SR = 16000
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
@@ -103,8 +104,7 @@ class StreamingPolicy:
         self._vad = vad
         self._opts = options
         self._spaced = language not in NO_SPACE_LANGUAGES
-        self._buffer = np.zeros(0, dtype=np.float32)
-        self._buf_start = 0  # absolute sample index of _buffer[0]
+        self._audio = GrowableBuffer(np.float32)  # the window's audio, by absolute sample index
         self._last_window_end = 0
         self._commit_sample = 0  # absolute sample up to which the audio has been committed
         self._committed: list[Word] = []
@@ -118,8 +118,18 @@ class StreamingPolicy:
     # -- audio in ---------------------------------------------------------------------------
 
     @property
+    def vad(self) -> VoiceActivity:
+        """The session's voice activity, for scoring audio off the event loop (see insert_audio)."""
+        return self._vad
+
+    @property
+    def _buf_start(self) -> int:
+        """Absolute sample index of the first sample kept."""
+        return self._audio.start
+
+    @property
     def total_samples(self) -> int:
-        return self._buf_start + len(self._buffer)
+        return self._audio.end
 
     @property
     def audio_seconds(self) -> float:
@@ -127,12 +137,19 @@ class StreamingPolicy:
 
     @property
     def window_seconds(self) -> float:
-        return len(self._buffer) / SR
+        return len(self._audio) / SR
 
-    def insert_audio(self, block: np.ndarray) -> None:
-        """Append decoded 16 kHz audio to the session."""
-        self._buffer = np.concatenate([self._buffer, block.astype(np.float32, copy=False)])
-        self._vad.push(block)
+    def insert_audio(self, block: np.ndarray, scored: Scored | None = None) -> None:
+        """Append decoded 16 kHz audio to the session.
+
+        ``scored``: the voice activity's scores for this very block, computed in a worker thread
+        (``vad.score(vad.frame(block))``) so the model does not run on the event loop; without
+        it the block is scored here."""
+        self._audio.append(block)
+        if scored is None:
+            self._vad.push(block)
+        else:
+            self._vad.accept(scored)
 
     # -- what to transcribe -----------------------------------------------------------------
 
@@ -174,7 +191,7 @@ class StreamingPolicy:
         return self._window(total, final=False)
 
     def _window(self, end: int, *, final: bool) -> Window:
-        audio = self._buffer[: end - self._buf_start]
+        audio = self._audio.view(self._buf_start, end)
         return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final)
 
     def _prompt(self) -> str:
@@ -192,11 +209,9 @@ class StreamingPolicy:
         return self._join(words[::-1]).strip()
 
     def _cut(self, sample: int) -> None:
-        drop = sample - self._buf_start
-        if drop <= 0:
+        if sample <= self._buf_start:
             return
-        self._buffer = self._buffer[drop:].copy()  # copy: let the old array go
-        self._buf_start = sample
+        self._audio.discard_before(sample)
         self._vad.discard_before(sample)
 
     # -- results in -------------------------------------------------------------------------
