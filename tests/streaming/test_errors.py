@@ -30,7 +30,7 @@ from wirescribe.streaming.errors import (
     ids=["decode", "failure", "stalled", "timeout"],
 )
 def test_classification(error: Exception, code: str, close: int, status: int) -> None:
-    assert isinstance(error, DECODER_ERRORS)
+    assert isinstance(error, DECODER_ERRORS) != isinstance(error, asyncio.TimeoutError)
     problem = decoder_problem(error)
     assert (problem.code, problem.http_status, problem.client_fault) == (code, status, code == "bad_audio")
     protocol = decoder_error(error)
@@ -38,9 +38,9 @@ def test_classification(error: Exception, code: str, close: int, status: int) ->
 
 
 def test_messages_say_whose_fault_it_is() -> None:
-    assert decoder_problem(DecodeError("moov atom not found")).message == (
-        "cannot decode the audio: moov atom not found"
-    )
+    bad = decoder_problem(DecodeError("moov atom not found"))
+    assert bad.reason == "moov atom not found"
+    assert bad.message == "cannot decode the audio: moov atom not found"
     assert decoder_problem(DecoderFailure("ffmpeg was killed (signal 9)")).message == (
         "the audio decoder failed: ffmpeg was killed (signal 9)"
     )

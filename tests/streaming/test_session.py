@@ -62,6 +62,30 @@ def test_the_decoder_is_closed_once_however_the_session_ends() -> None:
     run(main)
 
 
+class SlowToReap(FakeDecoder):
+    async def aclose(self) -> None:
+        self.aclose_calls += 1
+        await asyncio.sleep(0.05)  # ffmpeg killed, its exit not yet awaited
+        self.reaped = True
+
+
+def test_reaping_is_not_cut_short_by_a_cancelled_caller() -> None:
+    """The edge cancels run() while its finally reaps ffmpeg; leaving ``async with`` then waits
+    for the reaping instead of starting another or skipping it."""
+    decoder = SlowToReap()
+
+    async def main() -> None:
+        async with make_session(decoder, Scheduler(hello)) as session:
+            closing = asyncio.create_task(session.aclose())
+            await asyncio.sleep(0.01)
+            closing.cancel()
+            await asyncio.gather(closing, return_exceptions=True)
+            assert not getattr(decoder, "reaped", False)
+        assert decoder.reaped and decoder.aclose_calls == 1
+
+    run(main)
+
+
 def feed_and_finish(
     decoder: FakeDecoder, vad: VoiceActivity, blocks: list[np.ndarray], vad_executor: Executor | None = None
 ) -> str:

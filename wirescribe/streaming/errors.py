@@ -47,11 +47,18 @@ class DecoderProblem:
     """A decoder error, classified and cleaned for the client."""
 
     code: str  # BAD_AUDIO: the client's audio; INTERNAL: the server's decoder
-    message: str  # one line for the client, nothing of the server's insides in it
+    reason: str  # what went wrong, in the decoder's words, nothing of the server's insides in it
 
     @property
     def client_fault(self) -> bool:
         return self.code == BAD_AUDIO
+
+    @property
+    def message(self) -> str:
+        """One line for the client (a surface may put ``reason`` in words of its own)."""
+        if self.client_fault:
+            return f"cannot decode the audio: {self.reason}"
+        return self.reason
 
     @property
     def http_status(self) -> int:
@@ -62,17 +69,20 @@ class DecoderProblem:
         return ProtocolError(self.code, self.message)
 
 
-DECODER_ERRORS = (DecodeError, DecoderFailure, DecoderStalled, asyncio.TimeoutError)
-"""What :func:`decoder_problem` classifies: ``except DECODER_ERRORS as e``."""
+DECODER_ERRORS = (DecodeError, DecoderFailure, DecoderStalled)
+"""The decoder's own errors: ``except DECODER_ERRORS as e: raise decoder_error(e) from e``.
+:func:`decoder_problem` also takes the :class:`asyncio.TimeoutError` of a deadline put on a
+decoder call — left out here, where it would catch any other timeout too."""
 
 
 def decoder_problem(error: BaseException, *, paths: Iterable[str | Path] = ()) -> DecoderProblem:
-    """Classify ``error`` (one of :data:`DECODER_ERRORS`) and word it for the client.
+    """Classify ``error`` (one of :data:`DECODER_ERRORS`, or the timeout of a decoder call) and
+    word it for the client.
 
     ``paths``: files the decoder read (an upload's temporary copy), named "the file".
     Anything else is a bug, not a decoder error: ``TypeError``, so it is not hidden as one."""
     if isinstance(error, DecodeError):
-        return DecoderProblem(BAD_AUDIO, f"cannot decode the audio: {clean_reason(str(error), paths)}")
+        return DecoderProblem(BAD_AUDIO, clean_reason(str(error), paths))
     if isinstance(error, DecoderFailure):
         return DecoderProblem(INTERNAL, f"the audio decoder failed: {clean_reason(str(error), paths)}")
     if isinstance(error, DecoderStalled):

@@ -117,7 +117,7 @@ class LiveSession:
         self._decoder_stalled = False
         self._bytes_fed = 0
         self._vad_executor = vad_executor
-        self._closed = False
+        self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
         self.limit_reached = False
 
     async def __aenter__(self) -> LiveSession:
@@ -129,12 +129,14 @@ class LiveSession:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Reap the decoder (kill ffmpeg if it still runs). Safe to call more than once; the
-        end of :meth:`run` calls it too."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._decoder.aclose()
+        """Reap the decoder (kill ffmpeg if it still runs); the end of :meth:`run` calls it too.
+
+        The decoder is closed once, by a task of its own: a caller cancelled while it runs (the
+        edge cancelling :meth:`run`) does not cut the reaping short, and a later call (leaving
+        ``async with``) waits for it to end."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._decoder.aclose())
+        await asyncio.shield(self._closing)
 
     @property
     def audio_seconds(self) -> float:
@@ -150,7 +152,7 @@ class LiveSession:
         self._bytes_fed += len(data)
         try:
             await asyncio.wait_for(self._decoder.feed(data), self._decode_timeout)
-        except DECODER_ERRORS as e:
+        except (*DECODER_ERRORS, asyncio.TimeoutError) as e:  # the timeout: ffmpeg's stdin is stuck
             raise decoder_error(e) from e
 
     async def end_input(self) -> None:
@@ -161,7 +163,7 @@ class LiveSession:
         self._ended.set()
         try:
             await asyncio.wait_for(self._decoder.close(), self._decode_timeout)
-        except DECODER_ERRORS as e:
+        except (*DECODER_ERRORS, asyncio.TimeoutError) as e:  # the timeout: ffmpeg's stdin is stuck
             raise decoder_error(e) from e
 
     async def run(self) -> FinalTranscript:
