@@ -53,6 +53,7 @@ from wirescribe.api.state import AppState
 from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder
+from wirescribe.streaming.errors import decoder_problem
 from wirescribe.streaming.files import ChunkOptions, transcribe_blocks
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,6 @@ async def create_transcription(request: Request, state: State) -> Response:
     except SchedulerClosed:
         metrics.count_error("busy")
         return ApiError(503, "the server is shutting down", kind="server_error").response()
-    except DecoderFailure as e:
-        log.error("the audio decoder failed: %s", e)
-        metrics.count_error("internal")
-        return ApiError(500, f"the audio decoder failed: {e}", kind="server_error").response()
     except ClientDisconnect:
         log.info("the client went away; its transcription was stopped")
         return Response(status_code=499)  # nobody reads it (nginx's "client closed request")
@@ -221,17 +218,26 @@ async def _transcribe_upload(
     with tempfile.TemporaryDirectory(prefix="stt-upload-") as tmp:
         path = Path(tmp) / "upload"  # no extension: ffmpeg goes by the content alone
         await asyncio.to_thread(_copy, upload.file, path)
-        decoder = await FfmpegStreamDecoder.start(path)
         try:
-            return await transcribe_blocks(
-                decoder, state.scheduler.transcribe, options, state.vad_probability, chunking
-            )
-        except DecodeError as e:
-            reason = str(e).replace(f"file:{path}", "the file").replace(str(path), "the file")
-            message = f"the file could not be decoded as audio: {reason}"
-            raise ApiError(400, message, param="file", code="invalid_file", metric="bad_audio") from e
-        finally:
-            await decoder.aclose()
+            decoder = await FfmpegStreamDecoder.start(path)
+            try:
+                return await transcribe_blocks(
+                    decoder, state.scheduler.transcribe, options, state.vad_probability, chunking
+                )
+            finally:
+                await decoder.aclose()
+        except (DecodeError, DecoderFailure) as e:
+            raise _decoder_api_error(e, path) from e
+
+
+def _decoder_api_error(error: DecodeError | DecoderFailure, path: Path) -> ApiError:
+    """The decoder's error in OpenAI's shape: the file's fault (400) or the server's (500)."""
+    problem = decoder_problem(error, paths=[path])
+    if problem.client_fault:
+        message = f"the file could not be decoded as audio: {problem.reason}"
+        return ApiError(400, message, param="file", code="invalid_file", metric="bad_audio")
+    log.error("%s", problem.message)
+    return ApiError(500, problem.message, kind="server_error", metric="internal")
 
 
 def _copy(source: IO[bytes], path: Path) -> None:

@@ -25,9 +25,10 @@ from wirescribe.api.outbox import Outbox
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.state import AppState
 from wirescribe.asr.scheduler import SchedulerClosed
-from wirescribe.audio.decode import DecoderFailure, StreamDecoder, open_decoder
+from wirescribe.audio.decode import DecodeError, DecoderFailure, open_decoder
 from wirescribe.audio.vad import VoiceActivity
 from wirescribe.settings import Settings
+from wirescribe.streaming.errors import decoder_error
 from wirescribe.streaming.policy import FinalTranscript, StreamingPolicy
 from wirescribe.streaming.session import LiveSession
 
@@ -70,29 +71,29 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
     state.sessions[session_id] = connection
     state.metrics.sessions_opened.inc()
     log.info("session opened: format %s, language %s", params.format, params.language or "auto")
-    decoder: StreamDecoder | None = None
     meter: _AudioMeter | None = None
     try:
-        decoder = await open_decoder(params.format, params.sample_rate)
         policy = StreamingPolicy(VoiceActivity(state.vad_probability), language=params.language)
-        session = LiveSession(
+        decoder = await open_decoder(params.format, params.sample_rate)
+        # From here the session owns the decoder: leaving the block reaps it, however it is left.
+        async with LiveSession(
             decoder, policy, state.scheduler, outbox.send,
             language=params.language, max_seconds=settings.max_session_seconds,
             context_seconds=settings.encoder_context if settings.encoder_context < 30 else None,
             decode_timeout=settings.decode_timeout, session_id=session_id,
-        )  # fmt: skip
-        meter = _AudioMeter(session, state.metrics)
-        await outbox.send(protocol.ready_message(session_id, state.transcriber.name, params))
-        await _serve(websocket, session, connection, settings, outbox, meter)
+        ) as session:  # fmt: skip
+            meter = _AudioMeter(session, state.metrics)
+            await outbox.send(protocol.ready_message(session_id, state.transcriber.name, params))
+            await _serve(websocket, session, connection, settings, outbox, meter)
     except WebSocketDisconnect:
         log.info("client went away")
     except ProtocolError as e:
         await outbox.fail(e)
-    except (DecoderFailure, SchedulerClosed) as e:
+    except (DecodeError, DecoderFailure) as e:  # open_decoder: ffmpeg would not start
+        await outbox.fail(decoder_error(e))
+    except SchedulerClosed as e:
         await outbox.fail(ProtocolError("internal", str(e)))
     finally:
-        if decoder is not None:  # the session reaps it too; not if the client left before it ran
-            await decoder.aclose()
         if meter is not None:
             meter.update()
         _close_session(state, session_id)
