@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -83,3 +83,7 @@ class FakeTranscriber:
             0.0, end, FAKE_TEXT, words if options.word_timestamps else (), tokens=(1, 2), seek=0
         )
         return Transcript((segment,), "de", end)
+
+    def transcribe_batch(self, items: Sequence[tuple[np.ndarray, DecodeOptions]]) -> list[Transcript]:
+        """The scheduler's batch call (``Scheduler.for_transcriber`` hands it over)."""
+        return [self.transcribe(audio, options) for audio, options in items]

@@ -11,15 +11,15 @@ would wait behind the other sessions' calls and reach the model already stale (w
 by three calls' time: the benchmark measured ~0.8 s of extra commit latency).
 
 With ``batch_size`` > 1 a worker takes the oldest queued window and every other one waiting, up
-to ``batch_size``, and hands them to ``batch_fn`` in one call (see ``batching.py``): on a GPU a
-batch costs little more than one window. The queued windows are of different sessions, since
-each session has one at a time; each caller still gets its own result or error.
+to ``batch_size``, and hands them to ``batch_fn`` in one call (``Transcriber.transcribe_batch``,
+see ``adapter.py``): on a GPU a batch costs little more than one window. The queued windows are
+of different sessions, since each session has one at a time; each caller still gets its own
+result or error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,12 +29,20 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from wirescribe.asr.batching import BatchFn, default_batch_size, transcribe_batch
-from wirescribe.asr.model import DecodeOptions, Transcriber, Transcript
+from wirescribe.asr.model import BatchItem, DecodeOptions, Transcriber, Transcript
 
 log = logging.getLogger(__name__)
 
 TranscribeFn = Callable[[np.ndarray, DecodeOptions], Transcript]
+BatchFn = Callable[[list[BatchItem]], list[Transcript]]
+
+CUDA_BATCH_SIZE = 8
+
+
+def default_batch_size(device: str) -> int:
+    """Windows per model call when the setting is 0 (auto): a GPU batches; a CPU runs workers
+    side by side instead, which answers each window sooner (see ``adapter.py``)."""
+    return CUDA_BATCH_SIZE if device == "cuda" else 1
 
 
 class SchedulerClosed(Exception):
@@ -141,12 +149,7 @@ class Scheduler:
         """The server's scheduler in front of ``transcriber``; ``batch_size`` 0 picks the
         device's default (8 on CUDA, 1 on a CPU, where batching gains nothing)."""
         size = batch_size or default_batch_size(transcriber.device)
-        return cls(
-            transcriber.transcribe,
-            workers,
-            batch_size=size,
-            batch_fn=functools.partial(transcribe_batch, transcriber),
-        )
+        return cls(transcriber.transcribe, workers, batch_size=size, batch_fn=transcriber.transcribe_batch)
 
     @property
     def batch_size(self) -> int:

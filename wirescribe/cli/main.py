@@ -14,28 +14,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import urllib.parse
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from wirescribe.asr.model import DecodeOptions, ModelConfig, ModelLoadError, Segment, Transcriber, Transcript
+import numpy as np
+
+from wirescribe.asr.model import DecodeOptions, ModelConfig, ModelLoadError, Transcriber, Transcript
 from wirescribe.audio.decode import (
     ENCODINGS,
+    SAMPLE_RATE,
     DecodeError,
     DecoderFailure,
     decode_file,
     encode_audio,
     use_ffmpeg,
 )
+from wirescribe.audio.vad import FRAME, ProbabilityFn, silero_probability
 from wirescribe.cli.tts import DEFAULT_ENGINE, ENGINES, TtsError, TtsOptions, TtsUsageError, synthesize
 from wirescribe.client import ClientError, pcm16_slices, stream, webm_slices
 from wirescribe.formats import FORMATS, FileTranscript, render
 from wirescribe.settings import Settings, SettingsError
+from wirescribe.streaming.files import ChunkOptions, transcribe_blocks
 
 log = logging.getLogger("cli")
 
@@ -156,29 +162,58 @@ def load_transcriber(config: ModelConfig) -> Transcriber:
     return Transcriber.load(config)
 
 
-def _with_progress(segments: Iterator[Segment], name: str, duration: float, show: bool) -> list[Segment]:
-    """Consume ``segments``, advancing a bar on stderr by seconds of audio transcribed."""
+@dataclass(frozen=True)
+class FileJob:
+    """How ``stt`` cuts files into model calls: the speech detector and the chunk sizes."""
+
+    probability: ProbabilityFn
+    chunking: ChunkOptions
+
+
+def _always_speech(audio: np.ndarray) -> np.ndarray:
+    """``--no-vad``'s speech detector: every frame is speech, so nothing is skipped and every
+    chunk is as long as the settings allow (Silero's contract: one value per frame given)."""
+    return np.ones(len(audio) // FRAME, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _progress(name: str, duration: float, show: bool) -> Iterator[Callable[[float], None]]:
+    """A bar on stderr advanced by seconds of audio; yields the function that advances it."""
     if not show:
-        return list(segments)
+        yield lambda seconds: None
+        return
     from tqdm import tqdm  # a dependency of faster-whisper
 
-    done: list[Segment] = []
     fmt = "{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
     with tqdm(
         total=round(duration, 1), desc=name, bar_format=fmt, file=sys.stderr, leave=False, mininterval=0
     ) as bar:
-        for s in segments:
-            done.append(s)
-            bar.update(max(0.0, min(s.end, duration) - bar.n))
-        bar.update(max(0.0, duration - bar.n))
-    return done
+        yield lambda seconds: bar.update(max(0.0, min(seconds, bar.total - bar.n)))
 
 
-def _transcribe(transcriber: Transcriber, path: Path, options: DecodeOptions, quiet: bool) -> Transcript:
+def _transcribe(
+    transcriber: Transcriber, path: Path, options: DecodeOptions, files: FileJob, quiet: bool
+) -> Transcript:
+    """One file the way the server transcribes an upload (``streaming/files.py``): chunks of at
+    most ``STT_FILE_CHUNK_SECONDS`` cut in pauses, silence skipped, each chunk one model call.
+    The bar advances as the chunker takes the audio in (it runs at most one chunk ahead)."""
     audio = decode_file(path)
-    segments, language, duration = transcriber.iter_segments(audio, options)
+    duration = len(audio) / SAMPLE_RATE
     show = not quiet and sys.stderr.isatty() and duration > PROGRESS_MIN_SECONDS
-    return Transcript(tuple(_with_progress(segments, path.name, duration, show)), language, duration)
+
+    async def transcribe(chunk: np.ndarray, chunk_options: DecodeOptions) -> Transcript:
+        return transcriber.transcribe(chunk, chunk_options)  # nothing else runs: no thread needed
+
+    with _progress(path.name, duration, show) as advance:
+
+        async def blocks() -> AsyncIterator[np.ndarray]:
+            for start in range(0, len(audio), SAMPLE_RATE):
+                yield audio[start : start + SAMPLE_RATE]
+                advance(1.0)  # taken in: the chunker decodes each full chunk before asking for more
+
+        return asyncio.run(
+            transcribe_blocks(blocks(), transcribe, options, files.probability, files.chunking)
+        )
 
 
 def cmd_stt(args: argparse.Namespace) -> int:
@@ -192,12 +227,13 @@ def cmd_stt(args: argparse.Namespace) -> int:
     if args.language and args.language not in transcriber.supported_languages:
         raise CliError(f"model {transcriber.name} does not know language {args.language!r}", USAGE_ERROR)
     options = DecodeOptions(
-        language=args.language,
-        beam_size=args.beam_size,
-        word_timestamps=args.word_timestamps,
-        vad_filter=args.vad,
+        language=args.language, beam_size=args.beam_size, word_timestamps=args.word_timestamps
     )
-    results = [FileTranscript(str(p), _transcribe(transcriber, p, options, args.quiet)) for p in paths]
+    files = FileJob(
+        silero_probability() if args.vad else _always_speech,
+        ChunkOptions(max_seconds=args.settings.files.chunk_seconds),
+    )
+    results = [FileTranscript(str(p), _transcribe(transcriber, p, options, files, args.quiet)) for p in paths]
     _write(args.output, render(results, args.format, words=args.word_timestamps))
     return 0
 
@@ -330,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compute-type", help="STT_COMPUTE_TYPE: int8, float16… (default auto)")
     p.add_argument("--beam-size", type=_positive(int), default=5, help="beam size (%(default)s)")
     p.add_argument("--vad", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip silence with Silero VAD (default on)")  # fmt: skip
+                   help="cut in pauses and skip silence with Silero VAD (default on; "
+                        "off: fixed chunks, nothing skipped)")  # fmt: skip
     p.add_argument("--word-timestamps", action="store_true", help="word times in json output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_stt)

@@ -1,0 +1,80 @@
+"""What a decode is asked and what it answers: plain frozen data, no model, no faster-whisper.
+
+Kept apart from ``model.py`` (loading) and ``adapter.py`` (faster-whisper's internals) so both,
+and every caller, share one vocabulary without importing each other. ``model.py`` re-exports
+these names: ``from wirescribe.asr.model import DecodeOptions`` keeps working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    text: str  # as the model spells it, usually with its leading space
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+    temperature: float = 0.0  # the decoding temperature that produced it (> 0: a fallback)
+    tokens: tuple[int, ...] = ()
+    seek: int = 0  # start of the 30 s window it was decoded in, in 10 ms frames
+
+
+@dataclass(frozen=True)
+class Transcript:
+    segments: tuple[Segment, ...]
+    language: str
+    duration: float
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Per-call decoding options; the defaults suit live updates on a CPU.
+
+    Silence is not this layer's business: live sessions and file chunks are cut around speech
+    by Silero VAD before they get here (``audio/vad.py``, ``streaming/files.py``).
+    """
+
+    language: str | None = None  # None: English for *.en models, else detected per window
+    prompt: str | None = None
+    beam_size: int = 1
+    word_timestamps: bool = True
+    # Tried in turn: a window whose text is too repetitive (gzip compression ratio) or too
+    # improbable (mean log probability) is decoded again at the next temperature, as Whisper does.
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    condition_on_previous_text: bool = True
+    # Encoder context in seconds (None: Whisper's full 30 s). The encoder's cost is mostly fixed
+    # by this, not by the audio: a 10 s context runs several times faster than 30 s.
+    context_seconds: float | None = None
+    max_new_tokens: int | None = None  # bounds a repetition loop's cost
+    # Text only, no timestamp tokens (word times still come from the alignment).
+    without_timestamps: bool = False
+    # Decode the audio's first window once and stop. With word timestamps Whisper's loop goes on
+    # from the last aligned word and decodes the short tail after it again: a second encode and
+    # decode per live update (~30 % of its cost) that mostly yields an invented word. Only with
+    # ``without_timestamps``, where one pass gives exactly one segment.
+    single_pass: bool = False
+
+    def __post_init__(self) -> None:
+        if self.single_pass and not self.without_timestamps:
+            raise ValueError("single_pass needs without_timestamps")
+        if not self.temperature:
+            raise ValueError("temperature needs at least one value")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
