@@ -47,7 +47,8 @@ def start(
     config, log = _log_config(folder)
     app = ["--app-dir", str(BENCH), "--factory", "_timed_app:create"] if timed else ["server:app"]
     server = start_server(folder / "server.out", app=app, uvicorn_args=["--log-config", str(config)],
-                          env=env, timeout=timeout)  # fmt: skip
+                          env={"STT_MAX_SESSIONS_PER_CLIENT": "0", **(env or {})},  # all from 127.0.0.1
+                          timeout=timeout)  # fmt: skip
     server.log = log  # the benchmark parses the log-config's file, not stdout
     return server
 

@@ -94,6 +94,10 @@ class FileSettings:
     max_queue: int = 16  # requests waiting for their turn (their bodies not yet read); past it: 429
     chunk_seconds: float = 30.0  # the longest model call an upload makes (≤ 30: Whisper's window)
     beam_size: int = 5  # as the CLI's stt: the same file gives the same text either way
+    # Audio decoded from one file at most (4 h); past it: 400. A header may lie about its sample
+    # rate (1 Hz: each byte becomes a second of audio), so the size limit alone bounds nothing.
+    max_seconds: float = 14400.0
+    max_wall_seconds: float = 1800.0  # wall clock one file may take (0: none); past it: 400
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,18 @@ class Settings:
     max_session_seconds: float = 7200.0  # audio per session; then final + 1000
     max_session_wall_seconds: float = 10800.0  # wall clock per session; then final + 1000 (0: none)
     max_sessions: int = 0  # past it: busy + 1013 (0: auto, see resolved())
+    max_sessions_per_client: int = 4  # live sessions from one client address; past it: busy (0: off)
     idle_timeout: float = 60.0  # no frame for this long: timeout, final + 1000 (0: never)
     max_audio_rate: float = 4.0  # sustained audio seconds per wall second (0: unlimited)
     audio_burst_seconds: float = 30.0  # audio a session may send at once before the rate applies
+    # A session must decode at least this much audio per wall second, over each window of
+    # audio_rate_window seconds (the first window is its grace): a trickle of bytes that decodes
+    # to nothing cannot hold a slot for hours. timeout + final + 1000 (0: off).
+    min_audio_rate: float = 0.5
+    audio_rate_window: float = 60.0
+    # Bits of input per second of decoded audio, at least (after 10 s): a header that claims a
+    # tiny sample rate turns each byte into seconds of audio. bad_audio + 1003 (0: off).
+    min_input_bitrate: float = 64.0
     send_timeout: float = 30.0  # a reply blocked this long (client not reading): session ends
     decode_timeout: float = 10.0  # ffmpeg not taking input / not finishing this long: internal
     shutdown_grace: float = 10.0  # on SIGTERM/SIGINT: time for live sessions to send their final
@@ -143,6 +156,8 @@ class Settings:
                 max_queue=e.number("MAX_FILE_QUEUE", FileSettings.max_queue),
                 chunk_seconds=e.number("FILE_CHUNK_SECONDS", FileSettings.chunk_seconds, 5, 30),
                 beam_size=e.number("FILE_BEAM_SIZE", FileSettings.beam_size, 1, 20),
+                max_seconds=e.number("MAX_FILE_SECONDS", FileSettings.max_seconds, 1),
+                max_wall_seconds=e.number("MAX_FILE_WALL_SECONDS", FileSettings.max_wall_seconds),
             ),
             log=LogSettings(
                 level=e.choice("LOG_LEVEL", LogSettings.level, LOG_LEVELS),
@@ -155,9 +170,13 @@ class Settings:
             max_session_seconds=e.number("MAX_SESSION_SECONDS", d.max_session_seconds),
             max_session_wall_seconds=e.number("MAX_SESSION_WALL_SECONDS", d.max_session_wall_seconds),
             max_sessions=e.number("MAX_SESSIONS", d.max_sessions),
+            max_sessions_per_client=e.number("MAX_SESSIONS_PER_CLIENT", d.max_sessions_per_client),
             idle_timeout=e.number("IDLE_TIMEOUT", d.idle_timeout),
             max_audio_rate=e.number("MAX_AUDIO_RATE", d.max_audio_rate),
             audio_burst_seconds=e.number("AUDIO_BURST_SECONDS", d.audio_burst_seconds),
+            min_audio_rate=e.number("MIN_AUDIO_RATE", d.min_audio_rate, 0, 1),
+            audio_rate_window=e.number("AUDIO_RATE_WINDOW", d.audio_rate_window, 1),
+            min_input_bitrate=e.number("MIN_INPUT_BITRATE", d.min_input_bitrate),
             send_timeout=e.number("SEND_TIMEOUT", d.send_timeout),
             decode_timeout=e.number("DECODE_TIMEOUT", d.decode_timeout),
             shutdown_grace=e.number("SHUTDOWN_GRACE", d.shutdown_grace),

@@ -29,8 +29,9 @@ WALL_LIMIT = "wall_limit"
 class LiveConnection:
     """What the server keeps per live session: a way to ask it to stop, and to wait for it."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, client: str | None = None) -> None:
         self.session_id = session_id
+        self.client = client  # the peer's address, for the per-client session limit
         self.stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._done = asyncio.Event()

@@ -9,6 +9,7 @@ filling the server's memory. Pure: the caller passes the clock.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -39,3 +40,55 @@ class AudioRateGate:
             self._credit -= audio_seconds - self._seen
             self._seen = audio_seconds
         return -self._credit / rate if self._credit < 0 else 0.0
+
+
+@dataclass(frozen=True)
+class AudioFloor:
+    """The least audio a live session must decode: ``rate`` audio seconds per wall second over
+    every ``window`` seconds (0: no floor). A slot is paid for with audio: a client that keeps a
+    session open with a trickle of bytes that decode to (almost) nothing — which the idle
+    timeout does not see, since frames keep arriving — is ended after about one window.
+
+    A real-time client decodes ~1 s per second, silence included, so the default floor (0.5)
+    leaves room for network stalls and a slow start; the first window is the grace period."""
+
+    rate: float = 0.5
+    window: float = 60.0
+
+
+class AudioFloorWatch:
+    """Checks a session's decoded audio against an :class:`AudioFloor` over a sliding window.
+    Pure: the caller passes the clock and the session's decoded audio seconds."""
+
+    def __init__(self, floor: AudioFloor, now: float) -> None:
+        self._floor = floor
+        self._start = now
+        self._marks: deque[tuple[float, float]] = deque([(now, 0.0)])  # (time, audio seconds), oldest first
+
+    def shortfall(self, audio_seconds: float, now: float) -> float | None:
+        """None while the session keeps up; else the audio seconds it decoded in the last window
+        (less than ``rate × window``)."""
+        floor = self._floor
+        self._marks.append((now, audio_seconds))
+        if floor.rate <= 0 or now - self._start < floor.window:
+            return None
+        # The window's baseline: the newest mark at least one window old (older ones are dropped).
+        while len(self._marks) > 1 and self._marks[1][0] <= now - floor.window:
+            self._marks.popleft()
+        gained = audio_seconds - self._marks[0][1]
+        return gained if gained < floor.rate * (now - self._marks[0][0]) else None
+
+
+INPUT_SLACK_SECONDS = 10.0  # audio any stream may decode before its first bytes are weighed
+
+
+def audio_allowance(bytes_in: int, min_bitrate: float) -> float:
+    """The most audio ``bytes_in`` bytes of a live stream may decode to, in seconds, when every
+    second of audio must carry at least ``min_bitrate`` bits (0: unlimited).
+
+    The lowest-bitrate streams a client sends honestly — Opus at 6 kbit/s, FLAC of pure silence
+    at ~100-250 bit/s — stay far below the default allowance (64 bit/s: 8 bytes per second);
+    a header claiming a 1 Hz sample rate decodes each byte into half a second or more."""
+    if min_bitrate <= 0:
+        return float("inf")
+    return INPUT_SLACK_SECONDS + bytes_in * 8 / min_bitrate

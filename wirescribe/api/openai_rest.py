@@ -54,7 +54,7 @@ from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder
 from wirescribe.streaming.errors import decoder_problem
-from wirescribe.streaming.files import ChunkOptions, transcribe_blocks
+from wirescribe.streaming.files import AudioTooLong, ChunkOptions, capped, transcribe_blocks
 
 log = logging.getLogger(__name__)
 
@@ -218,16 +218,47 @@ async def _transcribe_upload(
     with tempfile.TemporaryDirectory(prefix="stt-upload-") as tmp:
         path = Path(tmp) / "upload"  # no extension: ffmpeg goes by the content alone
         await asyncio.to_thread(_copy, upload.file, path)
+        files = state.settings.files
         try:
             decoder = await FfmpegStreamDecoder.start(path)
-            try:
-                return await transcribe_blocks(
-                    decoder, state.scheduler.transcribe, options, state.vad_probability, chunking
-                )
+            try:  # both caps stop reading ffmpeg's output; aclose() then kills it
+                async with contextlib.aclosing(capped(decoder, files.max_seconds)) as blocks:
+                    work = transcribe_blocks(
+                        blocks, state.scheduler.transcribe, options, state.vad_probability, chunking
+                    )
+                    return await _within(work, files.max_wall_seconds)
             finally:
                 await decoder.aclose()
         except (DecodeError, DecoderFailure) as e:
             raise _decoder_api_error(e, path) from e
+        except AudioTooLong as e:
+            raise ApiError(
+                400, f"{e} (STT_MAX_FILE_SECONDS); send a shorter file",
+                param="file", code="audio_too_long", metric="too_large",
+            ) from e  # fmt: skip
+        except _OverBudget as e:
+            raise ApiError(
+                400, f"the file took longer than this server's limit of {files.max_wall_seconds:g} s to"
+                " transcribe (STT_MAX_FILE_WALL_SECONDS); send a shorter file",
+                param="file", code="transcription_timeout", metric="timeout",
+            ) from e  # fmt: skip
+
+
+class _OverBudget(Exception):
+    """An upload's transcription ran past ``STT_MAX_FILE_WALL_SECONDS``."""
+
+
+async def _within(work: Awaitable[T], seconds: float) -> T:
+    """``work``, cancelled after ``seconds`` (0: no limit) with :class:`_OverBudget` — its own
+    exception, so a timeout raised inside the work is not taken for the budget's."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds or None)
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise _OverBudget
 
 
 def _decoder_api_error(error: DecodeError | DecoderFailure, path: Path) -> ApiError:

@@ -42,3 +42,11 @@ class AppState:
     @property
     def at_capacity(self) -> bool:
         return len(self.sessions) >= self.settings.max_sessions
+
+    def client_at_capacity(self, client: str | None) -> bool:
+        """``client`` (an address; None: unknown, never limited) holds as many live sessions as
+        ``STT_MAX_SESSIONS_PER_CLIENT`` allows (0: no limit), so one client cannot take every slot."""
+        limit = self.settings.max_sessions_per_client
+        if not limit or client is None:
+            return False
+        return sum(1 for c in self.sessions.values() if c.client == client) >= limit

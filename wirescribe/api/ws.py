@@ -19,7 +19,7 @@ from wirescribe import logs
 from wirescribe.api import protocol, security
 from wirescribe.api.deps import State
 from wirescribe.api.lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, release_free_memory
-from wirescribe.api.limits import AudioRate, AudioRateGate
+from wirescribe.api.limits import AudioFloor, AudioFloorWatch, AudioRate, AudioRateGate
 from wirescribe.api.metrics import Metrics
 from wirescribe.api.outbox import Outbox
 from wirescribe.api.protocol import ProtocolError
@@ -64,10 +64,14 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
             raise ProtocolError("busy", "the server is shutting down")
         if state.at_capacity:
             raise ProtocolError("busy", f"the server is at its limit of {settings.max_sessions} sessions")
+        client = websocket.client.host if websocket.client else None  # the peer (or --proxy-headers')
+        if state.client_at_capacity(client):
+            limit = settings.max_sessions_per_client
+            raise ProtocolError("busy", f"this address has {limit} sessions open already (the limit)")
     except ProtocolError as e:
         await outbox.fail(e)
         return
-    connection = LiveConnection(session_id)
+    connection = LiveConnection(session_id, client)
     state.sessions[session_id] = connection
     state.metrics.sessions_opened.inc()
     log.info("session opened: format %s, language %s", params.format, params.language or "auto")
@@ -81,6 +85,7 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
             language=params.language, max_seconds=settings.max_session_seconds,
             context_seconds=settings.encoder_context if settings.encoder_context < 30 else None,
             decode_timeout=settings.decode_timeout, session_id=session_id,
+            min_input_bitrate=settings.min_input_bitrate if params.format == "auto" else 0.0,
         ) as session:  # fmt: skip
             meter = _AudioMeter(session, state.metrics)
             await outbox.send(protocol.ready_message(session_id, state.transcriber.name, params))
@@ -121,7 +126,8 @@ async def _serve(
     receiver = asyncio.create_task(_receive(websocket, session, settings, outbox, stopping, meter))
     worker = asyncio.create_task(session.run())
     stopper = asyncio.create_task(connection.stop_requested())
-    tasks = (receiver, worker, stopper)
+    floor = asyncio.create_task(_watch_audio_floor(session, settings))
+    tasks = (receiver, worker, stopper, floor)
     try:
         done, _ = await asyncio.wait(
             tasks, timeout=settings.max_session_wall_seconds or None, return_when=asyncio.FIRST_COMPLETED
@@ -134,6 +140,12 @@ async def _serve(
                 await outbox.send(
                     protocol.error_message("timeout", f"no audio for {settings.idle_timeout:g} s")
                 )
+        elif floor in done:  # a trickle: frames arrive, audio does not
+            await outbox.send(protocol.error_message("timeout", floor.result()))
+            stopping.set()
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
         else:  # stopped by the server (shutdown, wall clock): audio already received still counts
             reason = stopper.result() if stopper in done else WALL_LIMIT
             log.info("ending (%s)", reason)
@@ -149,6 +161,29 @@ async def _serve(
     finally:
         stopping.set()
         await _cancel_all(tasks)
+
+
+async def _watch_audio_floor(session: LiveSession, settings: Settings) -> str:
+    """Returns (the message for the client) once the session decodes less audio than
+    ``STT_MIN_AUDIO_RATE`` over a window of ``STT_AUDIO_RATE_WINDOW`` seconds; never when off.
+    The first window starts at the client's first byte (before it, the idle timeout applies)."""
+    floor = AudioFloor(settings.min_audio_rate, settings.audio_rate_window)
+    if floor.rate <= 0:
+        await asyncio.Event().wait()  # no floor: wait to be cancelled with the session
+    loop = asyncio.get_running_loop()
+    tick = min(1.0, floor.window / 10)
+    while not session.bytes_fed:
+        await asyncio.sleep(tick)
+    watch = AudioFloorWatch(floor, loop.time())
+    while True:
+        await asyncio.sleep(tick)
+        gained = watch.shortfall(session.audio_seconds, loop.time())
+        if gained is not None:
+            log.info("ending: %.1f s of audio in the last %g s", gained, floor.window)
+            return (
+                f"only {gained:.1f} s of audio decoded in the last {floor.window:g} s: a session must"
+                f" send at least {floor.rate:g} s of audio per second (silence counts)"
+            )
 
 
 async def _cancel_all(tasks: tuple[asyncio.Task[object], ...]) -> None:

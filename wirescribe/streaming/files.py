@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -139,6 +139,29 @@ class Chunker:
         self._probs = self._probs[frames:]
         self._start += end
         return chunk
+
+
+class AudioTooLong(Exception):
+    """A file decodes to more audio than the server takes from one file."""
+
+    def __init__(self, max_seconds: float) -> None:
+        super().__init__(f"the audio is longer than this server's limit of {max_seconds:g} s")
+        self.max_seconds = max_seconds
+
+
+async def capped(blocks: AsyncIterable[np.ndarray], max_seconds: float) -> AsyncGenerator[np.ndarray, None]:
+    """``blocks``, raising :class:`AudioTooLong` as soon as they pass ``max_seconds`` of audio.
+
+    Refused rather than cut: a transcript of the first hours that looked whole would be worse
+    than an error. The caller stops reading the decoder here and kills it, so a file whose
+    header lies (a 1 Hz sample rate: 100 KB becomes 28 h) costs at most ``max_seconds`` of
+    decoding and voice-activity scoring."""
+    room = int(max_seconds * SR)
+    async for block in blocks:
+        room -= len(block)
+        if room < 0:
+            raise AudioTooLong(max_seconds)
+        yield block
 
 
 def shift(segment: Segment, seconds: float) -> Segment:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from wirescribe.api.limits import audio_allowance
 from wirescribe.api.protocol import transcript_message
 from wirescribe.asr.model import DecodeOptions
 from wirescribe.asr.scheduler import Scheduler
@@ -99,9 +100,13 @@ class LiveSession:
         decode_timeout: float = 0.0,
         session_id: str = "-",
         vad_executor: Executor | None = None,
+        min_input_bitrate: float = 0.0,
     ) -> None:
         """``vad_executor``: where the voice-activity model runs (None: the loop's default
-        executor, as ``asyncio.to_thread``)."""
+        executor, as ``asyncio.to_thread``). ``min_input_bitrate``: bits the client must have
+        sent per second of decoded audio (0: any); a stream that decodes to more audio than its
+        bytes allow (a header lying about its sample rate) ends with ``bad_audio`` before the
+        audio is scored or kept (:func:`~wirescribe.api.limits.audio_allowance`)."""
         self._decoder = decoder
         self._policy = policy
         self._scheduler = scheduler
@@ -117,6 +122,7 @@ class LiveSession:
         self._decoder_stalled = False
         self._bytes_fed = 0
         self._vad_executor = vad_executor
+        self._min_input_bitrate = min_input_bitrate
         self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
         self.limit_reached = False
 
@@ -141,6 +147,11 @@ class LiveSession:
     @property
     def audio_seconds(self) -> float:
         return self._policy.audio_seconds
+
+    @property
+    def bytes_fed(self) -> int:
+        """Encoded bytes the client has sent so far."""
+        return self._bytes_fed
 
     async def feed(self, data: bytes) -> None:
         """Encoded bytes from the client; ignored once the input has ended.
@@ -196,6 +207,7 @@ class LiveSession:
     async def _decode(self) -> None:
         try:
             async for block in self._decoder:
+                self._check_proportion(len(block))
                 room = self._max_samples - self._policy.total_samples
                 await self._insert(block[:room])
                 self._wake.set()
@@ -211,6 +223,16 @@ class LiveSession:
             raise decoder_error(e) from e
         finally:
             self._wake.set()
+
+    def _check_proportion(self, new_samples: int) -> None:
+        """:class:`DecodeError` when the audio decoded so far (with ``new_samples``) outgrows
+        the bytes fed: ffmpeg is then killed by :meth:`run`'s end, however much it has left."""
+        seconds = (self._policy.total_samples + new_samples) / SR
+        if seconds > audio_allowance(self._bytes_fed, self._min_input_bitrate):
+            raise DecodeError(
+                f"{self._bytes_fed} bytes decoded to over {seconds:.0f} s of audio, more than one second"
+                f" per {self._min_input_bitrate / 8:g} bytes (a header that lies about its sample rate?)"
+            )
 
     async def _insert(self, block: np.ndarray) -> None:
         """Score ``block`` for voice activity in a worker thread, then hand both to the policy
