@@ -81,6 +81,19 @@ class _Env:
                 )
         return origins
 
+    def hosts(self) -> tuple[str, ...]:
+        """``STT_ALLOWED_HOSTS``: names, ``*.suffix`` or ``*``, added to the defaults (api/hosts.py)."""
+        raw = self.text("ALLOWED_HOSTS", "")
+        hosts = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+        for host in hosts:
+            name = host.removeprefix("*.")
+            if host != "*" and (not name or any(c in name for c in "/:@*[] ")):
+                raise SettingsError(
+                    f"STT_ALLOWED_HOSTS: {host!r} is not a host name like stt.example.com or *.example.com"
+                    " (no scheme, no port)"
+                )
+        return hosts
+
 
 @dataclass(frozen=True)
 class FileSettings:
@@ -139,6 +152,8 @@ class Settings:
     shutdown_grace: float = 10.0  # on SIGTERM/SIGINT: time for live sessions to send their final
     token: str | None = field(default=None, repr=False)  # access token (None: no token needed)
     allowed_origins: tuple[str, ...] = ("*",)  # Origin values allowed to open WebSockets
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides the defaults (api/hosts.py)
+    temp_token_max_ttl: float = 3600.0  # the longest life POST /v1/auth/token may give a token
     scheduler_workers: int = 0  # model calls running at once (0: auto, see resolved())
     batch_size: int = 0  # windows of several sessions per model call (0: auto: 8 on CUDA, 1 on CPU)
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
@@ -182,6 +197,8 @@ class Settings:
             shutdown_grace=e.number("SHUTDOWN_GRACE", d.shutdown_grace),
             token=e.raw("STT_TOKEN"),
             allowed_origins=e.origins(),
+            allowed_hosts=e.hosts(),
+            temp_token_max_ttl=e.number("TEMP_TOKEN_MAX_TTL", d.temp_token_max_ttl, 1, 86400),
             scheduler_workers=e.number("SCHEDULER_WORKERS", d.scheduler_workers),
             batch_size=e.number("BATCH_SIZE", d.batch_size),
             encoder_context=e.number("ENCODER_CONTEXT", d.encoder_context, 0, 30),

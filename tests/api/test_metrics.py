@@ -21,10 +21,13 @@ from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import JobTiming, Scheduler
 from wirescribe.settings import Settings
 
+LOCAL = "http://localhost"  # TestClient's own Host, 'testserver', is not an allowed Host
+WS_LOCAL = "ws://localhost"  # websocket_connect ignores base_url
+
 
 @pytest.fixture
 def http() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), FakeTranscriber())) as client:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(), FakeTranscriber()), base_url=LOCAL) as client:  # type: ignore[arg-type]
         yield client
 
 
@@ -37,7 +40,7 @@ def test_state_is_read_at_scrape_time(http: TestClient) -> None:
     assert scraped["stt_scheduler_busy_seconds_total"] == 0 and scraped["stt_scheduler_jobs_total"] == 0
     assert scraped["stt_model_load_seconds"] == 0.5
     assert scraped['stt_model_info{compute_type="int8",device="cpu",model="fake"}'] == 1
-    with http.websocket_connect("/ws/transcribe?format=pcm16") as ws:
+    with http.websocket_connect(f"{WS_LOCAL}/ws/transcribe?format=pcm16") as ws:
         assert ws.receive_json()["type"] == "ready"
         assert parse_metrics(http.get("/metrics").text)["stt_live_sessions"] == 1
 
@@ -47,7 +50,7 @@ def test_model_calls_audio_and_errors_are_counted(http: TestClient, utterances: 
         assert http.post("/v1/audio/transcriptions", files={"file": f}).status_code == 200
     assert http.post("/v1/audio/transcriptions", files={"file": ("x.wav", b"junk")}).status_code == 400
     # A live session through the WebSocket edge: 2.5 s of raw audio, one bad control frame.
-    with http.websocket_connect("/ws/transcribe?format=pcm16") as ws:
+    with http.websocket_connect(f"{WS_LOCAL}/ws/transcribe?format=pcm16") as ws:
         assert ws.receive_json()["type"] == "ready"
         ws.send_bytes(bytes(2 * 40000))
         ws.send_text("not json")

@@ -30,8 +30,10 @@ from wirescribe.audio.decode import SAMPLE_RATE, encode_audio, find_ffmpeg
 from wirescribe.settings import FileSettings, Settings, SettingsError
 from wirescribe.wer import word_error_rate
 
+LOCAL = "http://localhost"  # TestClient's own Host, 'testserver', is not an allowed Host
 
-def client_for(http: Any, base: str = "http://testserver", key: str = "unused") -> openai.OpenAI:
+
+def client_for(http: Any, base: str = LOCAL, key: str = "unused") -> openai.OpenAI:
     """OpenAI's client sending through ``http`` (a TestClient: the app in process)."""
     return openai.OpenAI(base_url=f"{base}/v1", api_key=key, http_client=http, max_retries=0)
 
@@ -43,7 +45,7 @@ def fake_model() -> FakeTranscriber:
 
 @pytest.fixture
 def app_client(fake_model: FakeTranscriber) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(), fake_model)) as http:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(), fake_model), base_url=LOCAL) as http:  # type: ignore[arg-type]
         yield http
 
 
@@ -140,7 +142,7 @@ def test_uploads_over_the_limit_are_413_with_or_without_a_length(
 ) -> None:
     app = create_app(Settings(files=FileSettings(max_upload_bytes=50_000)), fake_model)  # type: ignore[arg-type]
     audio = speech_wav.read_bytes()  # about 230 kB
-    with TestClient(app) as http:
+    with TestClient(app, base_url=LOCAL) as http:
         with speech_wav.open("rb") as f, pytest.raises(openai.APIStatusError) as e:
             client_for(http).audio.transcriptions.create(model="whisper-1", file=f)
         assert e.value.status_code == 413
@@ -161,7 +163,7 @@ def test_uploads_over_the_limit_are_413_with_or_without_a_length(
 
 def test_the_access_token_is_the_api_key(fake_model: FakeTranscriber, speech_wav: Path) -> None:
     app = create_app(Settings(token="s3cret"), fake_model)  # type: ignore[arg-type]
-    with TestClient(app) as http:
+    with TestClient(app, base_url=LOCAL) as http:
         with speech_wav.open("rb") as f, pytest.raises(openai.AuthenticationError) as e:
             client_for(http, key="wrong").audio.transcriptions.create(model="whisper-1", file=f)
         assert isinstance(e.value.body, dict) and e.value.body["code"] == "invalid_api_key"
@@ -176,7 +178,7 @@ def test_uploads_take_turns_and_past_the_line_is_429(
     fake_model: FakeTranscriber, joined_speech: tuple[np.ndarray, str]
 ) -> None:
     body = encode_audio(np.concatenate([joined_speech[0]] * 2), "mp3")  # 60 s: two chunks or more
-    with TestClient(create_app(Settings(), fake_model)) as http:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(), fake_model), base_url=LOCAL) as http:  # type: ignore[arg-type]
 
         def upload(prompt: str) -> int:
             files = {"file": ("a.mp3", body)}

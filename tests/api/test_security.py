@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from tests.support.fakes import FakeModel, FakeTranscriber
+from wirescribe import logsafe
 from wirescribe.api import security
 from wirescribe.api.deps import STATE_KEY, require_token
 from wirescribe.api.metrics import Metrics
@@ -17,6 +18,8 @@ from wirescribe.api.security import origin_allowed, presented_token, token_match
 from wirescribe.api.state import AppState, FileTurns
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.settings import Settings
+
+LOCAL = "http://localhost"  # TestClient's own Host, 'testserver', is not an allowed Host
 
 
 def test_bearer_header_wins_over_query() -> None:
@@ -152,17 +155,17 @@ def test_log_redaction_filter_on_uvicorn_loggers(caplog: pytest.LogCaptureFixtur
         remove()
     assert "s3cret" not in caplog.text
     assert "token=***&format=auto" in caplog.text
-    assert not any(isinstance(f, security.RedactTokens) for f in logging.getLogger("uvicorn.error").filters)
+    assert not logsafe.installed() and logging.getLogRecordFactory() is logging.LogRecord
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
 def test_generated_api_docs_need_the_token(path: str) -> None:
     from wirescribe.api.app import create_app
 
-    starting = TestClient(create_app(Settings()))  # not entered: no lifespan, no settings yet
+    starting = TestClient(create_app(Settings()), base_url=LOCAL)  # not entered: no lifespan, no settings yet
     assert starting.get(path).status_code == 503  # closed until the settings say otherwise
-    with TestClient(create_app(Settings(token="t0k"), FakeTranscriber())) as client:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(token="t0k"), FakeTranscriber()), base_url=LOCAL) as client:  # type: ignore[arg-type]
         assert client.get(path).status_code == 401
         assert client.get(path, headers={"Authorization": "Bearer t0k"}).status_code == 200
-    with TestClient(create_app(Settings(), FakeTranscriber())) as client:  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(), FakeTranscriber()), base_url=LOCAL) as client:  # type: ignore[arg-type]
         assert client.get(path).status_code == 200

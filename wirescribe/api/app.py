@@ -21,8 +21,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wirescribe import logs
-from wirescribe.api import openai_rest, security, ws
+from wirescribe.api import auth, openai_rest, security, ws
 from wirescribe.api.deps import STATE_KEY, DocsGate, State, require_token, state_of, state_of_app
+from wirescribe.api.exposure import warn_when_exposed
+from wirescribe.api.hosts import HostGate, HostPolicy
 from wirescribe.api.lifecycle import ShutdownHook, drain, make_fork_safe
 from wirescribe.api.metrics import CONTENT_TYPE, Metrics
 from wirescribe.api.state import AppState, FileTurns
@@ -74,19 +76,25 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _build_state(app, settings, transcriber)
+        remove_redaction = security.install_log_redaction()  # first: every line after it is clean
+        try:
+            state = await _build_state(app, settings, transcriber)
+        except BaseException:
+            remove_redaction()
+            raise
         await state.scheduler.start()
         setattr(app.state, STATE_KEY, state)
         log.info(
             "scheduler: %d worker(s), %d CPU thread(s) each, up to %d window(s) per model call",
             state.settings.scheduler_workers, state.settings.model.cpu_threads, state.scheduler.batch_size,
         )  # fmt: skip
-        remove_redaction = security.install_log_redaction()
+        exposure = asyncio.create_task(warn_when_exposed(state.settings.token is not None))
         hook = ShutdownHook(lambda: _drain(state))
         hook.install()
         try:
             yield
         finally:
+            exposure.cancel()
             hook.uninstall()
             await _drain(state)  # sessions still open here (stopped without a signal) get their final
             await state.scheduler.stop()
@@ -150,6 +158,7 @@ def create_app(settings: Settings | None = None, transcriber: Transcriber | None
     model (both are taken at start-up, in the lifespan, never at import)."""
     api = FastAPI(title="Real-time speech-to-text", lifespan=_lifespan(settings, transcriber))
     api.add_middleware(DocsGate)  # /docs and /openapi.json need the token too
+    api.add_middleware(HostGate, policy=lambda: _host_policy(api))  # outermost: before anything
     api.add_api_route("/health", health, methods=["GET"])
     api.add_api_route(
         "/metrics", serve_metrics, methods=["GET"], include_in_schema=False,
@@ -157,7 +166,13 @@ def create_app(settings: Settings | None = None, transcriber: Transcriber | None
     )  # fmt: skip
     api.add_api_websocket_route("/ws/transcribe", ws.transcribe_ws)
     api.include_router(openai_rest.router)
+    api.include_router(auth.router)
     return api
+
+
+def _host_policy(api: FastAPI) -> HostPolicy | None:
+    state = state_of_app(api)
+    return state.hosts if state is not None else None
 
 
 app = _CleanStartupErrors(create_app())

@@ -50,6 +50,7 @@ from wirescribe.api.openai_format import (
     temperatures,
 )
 from wirescribe.api.state import AppState
+from wirescribe.api.tokens import TokenRefused
 from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder
@@ -127,17 +128,22 @@ async def create_transcription(request: Request, state: State) -> Response:
 
 
 def _admit(request: Request, state: AppState) -> None:
-    """Token, shutdown and the length of the line, checked before the body is read."""
-    expected = state.settings.token
+    """Origin, token, shutdown and the length of the line, checked before the body is read."""
     files = state.settings.files
-    if not security.token_matches(expected, security.presented_token(request.headers, request.query_params)):
+    origin = request.headers.get("origin")
+    if not security.origin_allowed(state.settings.allowed_origins, origin):  # as on the WebSocket
+        message = f"origin {origin!r} is not allowed"
+        raise ApiError(403, message, code="origin_not_allowed", metric="unauthorized")
+    presented = security.presented_token(request.headers, request.query_params)
+    try:
+        grant = security.authorize(state.settings.token, state.tokens, presented, origin)
+    except security.AccessDenied as e:
+        reason = str(e)
+        if reason == security.TOKEN_REQUIRED:
+            reason += ": Authorization: Bearer TOKEN (an OpenAI client's api_key)"
         raise ApiError(
-            401,
-            "a valid access token is required: Authorization: Bearer TOKEN (an OpenAI client's api_key)",
-            code="invalid_api_key",
-            metric="unauthorized",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+            401, reason, code="invalid_api_key", metric="unauthorized", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
     if state.draining:
         raise ApiError(503, "the server is shutting down", kind="server_error", metric="busy")
     if state.file_turns.admitted >= files.max_jobs + files.max_queue:
@@ -149,6 +155,11 @@ def _admit(request: Request, state: AppState) -> None:
             metric="busy",
             headers={"Retry-After": "5"},  # OpenAI's clients wait this long, then retry
         )
+    if grant is not None and state.tokens is not None:  # last: a refused upload does not use one up
+        try:
+            state.tokens.use(grant)
+        except TokenRefused as e:
+            raise ApiError(401, str(e), code="invalid_api_key", metric="unauthorized") from None
 
 
 async def _transcribe_request(request: Request, state: AppState) -> Response:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from wirescribe.api.hosts import HostPolicy
 from wirescribe.api.lifecycle import LiveConnection
 from wirescribe.api.metrics import Metrics
+from wirescribe.api.tokens import TemporaryTokens
 from wirescribe.asr.model import Transcriber
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.vad import ProbabilityFn
@@ -38,6 +40,14 @@ class AppState:
     file_turns: FileTurns
     sessions: dict[str, LiveConnection] = field(default_factory=dict)
     draining: bool = False  # shutting down: new sessions and uploads are refused
+    hosts: HostPolicy = field(init=False)  # the Host names answered (STT_ALLOWED_HOSTS + defaults)
+    tokens: TemporaryTokens | None = field(init=False)  # temporary tokens (None: no STT_TOKEN)
+
+    def __post_init__(self) -> None:
+        # Derived from the settings here, so every AppState (tests' too) has them consistent.
+        self.hosts = HostPolicy.build(self.settings.allowed_hosts)
+        token, ttl = self.settings.token, self.settings.temp_token_max_ttl
+        self.tokens = TemporaryTokens(token, ttl) if token is not None else None
 
     @property
     def at_capacity(self) -> bool:

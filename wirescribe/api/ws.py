@@ -56,7 +56,7 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
     logs.session_id.set(session_id)  # this task and the ones it starts log with the id
     outbox = Outbox(websocket, settings.send_timeout, session_id, on_error=state.metrics.count_error)
     try:
-        security.check_websocket(websocket, settings)  # before anything else is read or said
+        grant = security.check_websocket(websocket, settings, state.tokens)  # before anything else
         params = protocol.parse_params(
             websocket.query_params, state.transcriber.supported_languages, state.transcriber.default_language
         )
@@ -64,6 +64,7 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
             raise ProtocolError("busy", "the server is shutting down")
         if state.at_capacity:
             raise ProtocolError("busy", f"the server is at its limit of {settings.max_sessions} sessions")
+        security.spend_websocket(state.tokens, grant)  # last: a refused session does not use one up
         client = websocket.client.host if websocket.client else None  # the peer (or --proxy-headers')
         if state.client_at_capacity(client):
             limit = settings.max_sessions_per_client
