@@ -64,11 +64,11 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
             raise ProtocolError("busy", "the server is shutting down")
         if state.at_capacity:
             raise ProtocolError("busy", f"the server is at its limit of {settings.max_sessions} sessions")
-        security.spend_websocket(state.tokens, grant)  # last: a refused session does not use one up
         client = websocket.client.host if websocket.client else None  # the peer (or --proxy-headers')
         if state.client_at_capacity(client):
             limit = settings.max_sessions_per_client
             raise ProtocolError("busy", f"this address has {limit} sessions open already (the limit)")
+        security.spend_websocket(state.tokens, grant)  # last: a refused session does not use one up
     except ProtocolError as e:
         await outbox.fail(e)
         return
