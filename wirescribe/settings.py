@@ -144,9 +144,10 @@ class Settings:
     # to nothing cannot hold a slot for hours. timeout + final + 1000 (0: off).
     min_audio_rate: float = 0.5
     audio_rate_window: float = 60.0
-    # Bits of input per second of decoded audio, at least (after 10 s): a header that claims a
-    # tiny sample rate turns each byte into seconds of audio. bad_audio + 1003 (0: off).
-    min_input_bitrate: float = 64.0
+    # Bits of input per second of decoded audio, at least, over the session (after 10 s): a
+    # header that claims a tiny sample rate turns each byte into seconds of audio. A third of
+    # Opus's lowest bitrate (6 kbit/s); refuses long pure-silence FLAC. bad_audio + 1003 (0: off).
+    min_input_bitrate: float = 2000.0
     send_timeout: float = 30.0  # a reply blocked this long (client not reading): session ends
     decode_timeout: float = 10.0  # ffmpeg not taking input / not finishing this long: internal
     shutdown_grace: float = 10.0  # on SIGTERM/SIGINT: time for live sessions to send their final

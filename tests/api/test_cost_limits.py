@@ -62,17 +62,21 @@ def test_shortfall_reports_the_audio_of_the_window() -> None:
 
 @pytest.mark.parametrize(
     ("name", "bits_per_second"),
-    [("Opus at its lowest bitrate", 6000), ("MP3 at 8 kbit/s", 8000), ("FLAC of pure silence", 100)],
+    [
+        ("Opus at its lowest bitrate", 6000),
+        ("MP3 at 8 kbit/s", 8000),
+        ("Speech in FLAC, silence after", 20000),
+    ],
 )
 def test_honest_streams_stay_within_their_allowance(name: str, bits_per_second: int) -> None:
     for seconds in (1, 60, 3600):
-        assert seconds <= audio_allowance(seconds * bits_per_second // 8, 64.0), name
+        assert seconds <= audio_allowance(seconds * bits_per_second // 8, 2000.0), name
 
 
 def test_a_lying_header_outgrows_its_allowance() -> None:
-    # 8-bit WAV claiming 1 Hz: each byte is a second of audio
-    assert audio_allowance(1000, 64.0) < 1000
-    assert audio_allowance(0, 64.0) == INPUT_SLACK_SECONDS
+    # 8-bit WAV claiming 1 Hz: each byte is a second of audio; 100 KB sent at once
+    assert audio_allowance(100_000, 2000.0) == INPUT_SLACK_SECONDS + 400
+    assert audio_allowance(0, 2000.0) == INPUT_SLACK_SECONDS
     assert audio_allowance(10, 0.0) == float("inf")
 
 

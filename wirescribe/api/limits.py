@@ -86,9 +86,11 @@ def audio_allowance(bytes_in: int, min_bitrate: float) -> float:
     """The most audio ``bytes_in`` bytes of a live stream may decode to, in seconds, when every
     second of audio must carry at least ``min_bitrate`` bits (0: unlimited).
 
-    The lowest-bitrate streams a client sends honestly — Opus at 6 kbit/s, FLAC of pure silence
-    at ~100-250 bit/s — stay far below the default allowance (64 bit/s: 8 bytes per second);
-    a header claiming a 1 Hz sample rate decodes each byte into half a second or more."""
+    The whole stream may reach ffmpeg before its audio comes out, so the bytes of a bomb count
+    in full: a 100 KB WAV claiming 1 Hz (28 h) is refused once it decodes past 10 s + 400 s at
+    the default 2000 bit/s, which is a third of Opus's lowest bitrate (6 kbit/s; MP3 and AAC go
+    no lower than 8). Only pure digital silence in FLAC (~100 bit/s) compresses further: a long
+    stretch of it, alone, is refused too."""
     if min_bitrate <= 0:
         return float("inf")
     return INPUT_SLACK_SECONDS + bytes_in * 8 / min_bitrate
