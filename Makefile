@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 0.0.0.0
+# Loopback only by default; `make run HOST=0.0.0.0` serves other machines (set STT_TOKEN then).
+HOST ?= 127.0.0.1
 PORT ?= 8000
 # The exact versions the suite passed with (`make lock` refreshes them).
 CONSTRAINTS := -c constraints.txt

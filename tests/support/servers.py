@@ -20,9 +20,13 @@ __all__ = ["LiveServer", "free_port", "parse_metrics", "run_isolated", "start_se
 LiveServer = RunningServer
 
 
-def start_server(tmp: Path, env: dict[str, str] | None = None, timeout: float = 60) -> LiveServer:
-    """Start ``uvicorn server:app`` on a free port; returns once /health answers 200."""
-    return _start(tmp / f"server-{time.monotonic_ns()}.log", env=env, timeout=timeout)
+def start_server(
+    tmp: Path, env: dict[str, str] | None = None, timeout: float = 60, uvicorn_args: list[str] | None = None
+) -> LiveServer:
+    """Start ``uvicorn server:app`` on a free port (``uvicorn_args`` after its own, so a later
+    ``--host`` wins); returns once /health answers 200."""
+    log = tmp / f"server-{time.monotonic_ns()}.log"
+    return _start(log, env=env, timeout=timeout, uvicorn_args=uvicorn_args)
 
 
 def parse_metrics(text: str) -> dict[str, float]:
