@@ -20,7 +20,6 @@ import numpy as np
 
 from wirescribe.asr.adapter import BatchItem, WhisperAdapter
 from wirescribe.asr.types import DecodeOptions, Segment, Transcript, Word
-from wirescribe.asr.windows import context_frames
 
 __all__ = [
     "EMBEDDED_MODEL",
@@ -33,7 +32,6 @@ __all__ = [
     "Transcriber",
     "Transcript",
     "Word",
-    "context_frames",
     "resolve_device",
     "resolve_model_source",
 ]

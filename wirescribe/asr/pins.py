@@ -5,8 +5,10 @@ upgrade moves any of it. Change these together with the adapter, never to make t
 
 from __future__ import annotations
 
-# [lowest, below): the range requirements.txt should pin; the adapter was tested at the lowest.
-TESTED_VERSIONS = {"faster-whisper": ("1.2.1", "1.3"), "ctranslate2": ("4.8.5", "5")}
+# [lowest, below): the range requirements.txt should pin. The adapter's tests passed with
+# faster-whisper 1.1.1, 1.2.0 and 1.2.1 (on ctranslate2 4.8.5) and with ctranslate2 4.6.3 (on
+# faster-whisper 1.2.1); faster-whisper 1.0.3 fails them (``_split_segments_by_timestamps``).
+TESTED_VERSIONS = {"faster-whisper": ("1.1.1", "1.3"), "ctranslate2": ("4.6.3", "4.9")}
 
 # faster-whisper: WhisperModel's methods (with the parameters the adapter passes) and attributes,
 # the feature extractor, the tokenizer, and the module functions the adapter imports.

@@ -47,8 +47,9 @@ class Transcript:
 class DecodeOptions:
     """Per-call decoding options; the defaults suit live updates on a CPU.
 
-    Silence is not this layer's business: live sessions and file chunks are cut around speech
-    by Silero VAD before they get here (``audio/vad.py``, ``streaming/files.py``).
+    No voice-activity filter here: live windows and file chunks are cut around speech by Silero
+    VAD before they get here (``audio/vad.py``, ``streaming/files.py``); what silence is left,
+    Whisper's no-speech probability skips, as in faster-whisper.
     """
 
     language: str | None = None  # None: English for *.en models, else detected per window
