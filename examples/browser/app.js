@@ -8,7 +8,7 @@ const SLICE_MS = 250;
 const MIME_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"];
 
 const ui = Object.fromEntries(
-  ["url", "token", "start", "stop", "status", "clock", "errors", "committed", "tentative", "final"].map(
+  ["url", "token", "tokenUrl", "start", "stop", "status", "clock", "errors", "committed", "tentative", "final"].map(
     (id) => [id, document.getElementById(id)],
   ),
 );
@@ -26,14 +26,23 @@ function showError(code, message) {
   ui.errors.append(item);
 }
 
-function sessionUrl() {
+function sessionUrl(token = ui.token.value.trim()) {
   const url = new URL(ui.url.value.trim());
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
     throw new Error("it must start with ws:// or wss://");
   }
-  const token = ui.token.value.trim();
   if (token) url.searchParams.set("token", token); // browsers cannot set an Authorization header
   return url.href;
+}
+
+// A temporary token from the page's own backend (examples/browser/token_server.py): it holds the
+// server's long-lived token and asks POST /v1/auth/token for one that lives 60 s, opens one
+// session and works only from this page's origin. The long-lived token never reaches the page.
+async function temporaryToken(endpoint) {
+  const reply = await fetch(endpoint, { method: "POST" });
+  const body = await reply.json().catch(() => ({}));
+  if (!reply.ok || !body.token) throw new Error(body.error || `${endpoint} answered ${reply.status}`);
+  return body.token;
 }
 
 function chooseMimeType() {
@@ -71,6 +80,19 @@ async function start() {
     setStatus("error", "bad server URL");
     showError("client", `bad server URL: ${e.message}`);
     return;
+  }
+  const tokenEndpoint = ui.tokenUrl.value.trim();
+  if (tokenEndpoint) {
+    ui.start.disabled = true;
+    setStatus("starting", "getting a temporary token…");
+    try {
+      url = sessionUrl(await temporaryToken(tokenEndpoint));
+    } catch (e) {
+      setStatus("error", "no token");
+      showError("token", `cannot get a temporary token: ${e.message}`);
+      resetButtons();
+      return;
+    }
   }
   if (!navigator.mediaDevices || !window.MediaRecorder) {
     setStatus("error", "no microphone access");

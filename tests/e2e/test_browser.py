@@ -13,6 +13,7 @@ import http.server
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import wave
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.support import ROOT, LiveServer, Utterance, free_port, join_utterances
+from tests.support import ROOT, LiveServer, Utterance, free_port, join_utterances, start_server, stop_server
 from wirescribe.audio.decode import SAMPLE_RATE
 from wirescribe.wer import word_error_rate
 
@@ -251,3 +252,47 @@ def test_browser_demo_records_webm_opus_and_sends_the_token_in_the_query(page: P
     page.click("#start")
     page.wait_for_selector("#status[data-state=error]", timeout=5_000)
     assert _errors(page) == ["client: bad server URL: it must start with ws:// or wss://"]
+
+
+def test_browser_demo_connects_with_a_temporary_token_from_its_backend(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The README's flow: a server with STT_TOKEN; the demo's backend (token_server.py) holds it
+    and mints a temporary token per session; the page connects with that, never seeing STT_TOKEN."""
+    secret = "long-lived-Demo_Token_9"
+    server = start_server(tmp_path, env={"STT_TOKEN": secret})
+    port = free_port()
+    backend = subprocess.Popen(
+        [sys.executable, str(DEMO / "token_server.py"), "--port", str(port)],
+        env={**os.environ, "STT_TOKEN": secret, "STT_SERVER": server.http},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert backend.stdout is not None and b"serving" in backend.stdout.readline()  # listening
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/index.html")
+        page.fill("#url", server.ws)
+        page.fill("#tokenUrl", "/token")
+        page.click("#start")
+        page.wait_for_selector("#status[data-state=recording]", timeout=15_000)
+        page.wait_for_timeout(1000)  # a second of the fake microphone's speech
+        page.click("#stop")
+        page.wait_for_selector("#status:is([data-state=done], [data-state=error])", timeout=30_000)
+        assert _errors(page) == [] and _text(page, "#status") == "done"
+        assert secret not in page.content()
+        context.close()
+        # Without the backend's token the same page is refused: the server does need one.
+        refused = browser.new_context()
+        bare = refused.new_page()
+        bare.goto(f"http://127.0.0.1:{port}/index.html")
+        bare.fill("#url", server.ws)
+        bare.click("#start")
+        bare.wait_for_selector("#status[data-state=error]", timeout=15_000)
+        assert _errors(bare)[0].startswith("unauthorized: ")
+        refused.close()
+    finally:
+        backend.terminate()
+        backend.wait(10)
+        stop_server(server)
