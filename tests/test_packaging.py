@@ -63,6 +63,14 @@ def test_dependencies_mirror_the_requirements_files() -> None:
     assert {name(r) for r in bench} <= {name(r) for r in project["optional-dependencies"]["bench"]}
 
 
+def test_the_model_pins_are_the_range_the_adapter_was_tested_with() -> None:
+    from wirescribe.asr.pins import TESTED_VERSIONS
+
+    listed = requirements(ROOT / "requirements.txt")
+    for package, (lowest, below) in TESTED_VERSIONS.items():
+        assert f"{package}>={lowest},<{below}" in listed, package
+
+
 def test_the_constraints_pin_every_requirement() -> None:
     """constraints.txt (``make lock``) pins an exact version of everything the files name."""
     pinned = {}

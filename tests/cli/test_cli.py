@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import ROOT, LiveServer, Utterance, free_port
-from wirescribe.asr.model import ModelConfig, Segment, Transcriber, Transcript, Word
+from wirescribe.asr.model import Segment, Transcriber, Transcript, Word
 from wirescribe.cli import main as cli
 from wirescribe.formats import FileTranscript, render, timestamp
+from wirescribe.settings import Settings
 from wirescribe.wer import word_error_rate
 
 SPOKEN = (
@@ -38,7 +39,7 @@ LIBRIVOX_MAX_MEAN_WER = 0.10  # measured 0.061
 
 @pytest.fixture(scope="session")
 def transcriber() -> Transcriber:
-    return Transcriber.load(ModelConfig.from_env())
+    return Transcriber.load(Settings.from_env().model)
 
 
 @pytest.fixture

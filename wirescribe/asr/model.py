@@ -59,21 +59,6 @@ class ModelConfig:
     cpu_threads: int = 0  # 0: one per core (the server divides the cores among its workers)
     num_workers: int = 0  # 0: one (the server: one per scheduler worker)
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> ModelConfig:
-        """Read ``STT_MODEL``, ``STT_DEVICE``, ``STT_COMPUTE_TYPE``, ``STT_CPU_THREADS``,
-        ``STT_NUM_WORKERS``; keyword overrides that are not ``None`` win."""
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {
-            "model": env.get(f"{ENV_PREFIX}MODEL", cls.model),
-            "device": env.get(f"{ENV_PREFIX}DEVICE", cls.device),
-            "compute_type": env.get(f"{ENV_PREFIX}COMPUTE_TYPE", cls.compute_type),
-            "cpu_threads": int(env.get(f"{ENV_PREFIX}CPU_THREADS", cls.cpu_threads)),
-            "num_workers": int(env.get(f"{ENV_PREFIX}NUM_WORKERS", cls.num_workers)),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
 
 def resolve_device(device: str) -> str:
     if device != "auto":
