@@ -39,7 +39,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EMBEDDED_MODEL = "tiny.en"
-ENV_PREFIX = "STT_"
 
 
 _DEFAULT_OPTIONS = DecodeOptions()
