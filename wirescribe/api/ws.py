@@ -44,7 +44,7 @@ class _AudioMeter:
         self._counted = 0.0
 
     def update(self) -> None:
-        now = self._session.audio_seconds
+        now = self._session.decoded_seconds
         self._metrics.count_audio(now - self._counted, "live")
         self._counted = now
 
@@ -178,7 +178,7 @@ async def _watch_audio_floor(session: LiveSession, settings: Settings) -> str:
     watch = AudioFloorWatch(floor, loop.time())
     while True:
         await asyncio.sleep(tick)
-        gained = watch.shortfall(session.audio_seconds, loop.time())
+        gained = watch.shortfall(session.decoded_seconds, loop.time())
         if gained is not None:
             log.info("ending: %.1f s of audio in the last %g s", gained, floor.window)
             return (
@@ -237,7 +237,7 @@ async def _receive(
                 )
             await session.feed(data)
             meter.update()
-            pause = gate.delay(session.audio_seconds, loop.time())
+            pause = gate.delay(session.decoded_seconds, loop.time())
             if pause > 0:
                 await asyncio.sleep(pause)
             continue

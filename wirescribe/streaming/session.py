@@ -121,6 +121,7 @@ class LiveSession:
         self._ended = asyncio.Event()  # set with _input_ended; starts the decoder's deadline
         self._decoder_stalled = False
         self._bytes_fed = 0
+        self._decoded_samples = 0
         self._vad_executor = vad_executor
         self._min_input_bitrate = min_input_bitrate
         self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
@@ -146,7 +147,14 @@ class LiveSession:
 
     @property
     def audio_seconds(self) -> float:
+        """Audio the policy holds (decoded and scored for voice activity)."""
         return self._policy.audio_seconds
+
+    @property
+    def decoded_seconds(self) -> float:
+        """Audio out of the decoder so far, some of it perhaps still being scored: what the
+        edge's rate gate counts, so a fast sender is held back however far scoring lags."""
+        return self._decoded_samples / SR
 
     @property
     def bytes_fed(self) -> int:
@@ -205,16 +213,25 @@ class LiveSession:
             self._wake.set()
 
     async def _decode(self) -> None:
+        """Read the decoder as fast as it yields, counting the audio at once (the edge's rate
+        gate and the cost checks see it without waiting for voice-activity scoring), and hand
+        the blocks in order to :meth:`_insert_all`; returns once every block is in the policy."""
+        blocks: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
+        inserting = asyncio.create_task(self._insert_all(blocks))
         try:
             async for block in self._decoder:
+                if inserting.done():  # it failed (it ends only on the None below otherwise)
+                    inserting.result()
                 self._check_proportion(len(block))
-                room = self._max_samples - self._policy.total_samples
-                await self._insert(block[:room])
-                self._wake.set()
+                room = self._max_samples - self._decoded_samples
+                self._decoded_samples += min(room, len(block))
+                blocks.put_nowait(block[:room])
                 if room <= len(block):
                     self.limit_reached = True
                     await self.end_input()
                     break
+            blocks.put_nowait(None)
+            await inserting
         except DecodeError as e:
             if self._bytes_fed == 0 and self._input_ended:
                 return  # eof before any audio: an empty final, as for raw formats
@@ -222,12 +239,21 @@ class LiveSession:
         except DECODER_ERRORS as e:
             raise decoder_error(e) from e
         finally:
+            if not inserting.done():
+                inserting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await inserting
+            self._wake.set()
+
+    async def _insert_all(self, blocks: asyncio.Queue[np.ndarray | None]) -> None:
+        while (block := await blocks.get()) is not None:
+            await self._insert(block)
             self._wake.set()
 
     def _check_proportion(self, new_samples: int) -> None:
         """:class:`DecodeError` when the audio decoded so far (with ``new_samples``) outgrows
         the bytes fed: ffmpeg is then killed by :meth:`run`'s end, however much it has left."""
-        seconds = (self._policy.total_samples + new_samples) / SR
+        seconds = (self._decoded_samples + new_samples) / SR
         if seconds > audio_allowance(self._bytes_fed, self._min_input_bitrate):
             raise DecodeError(
                 f"{self._bytes_fed} bytes decoded to over {seconds:.0f} s of audio, more than one second"
