@@ -15,11 +15,18 @@ from tests.support import (
     start_server,
     stop_server,
 )
+from wirescribe.audio.decode import decode_file
 
 
 @pytest.fixture(scope="session")
 def utterances() -> list[Utterance]:
     return librivox_utterances()
+
+
+@pytest.fixture(scope="session")
+def speech(utterances: list[Utterance]) -> np.ndarray:
+    """About 7 s of real read speech, 16 kHz mono float32."""
+    return decode_file(utterances[0].wav)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from tests.support import LiveServer, librivox_utterances, start_server, stop_server
+from tests.support import LiveServer, librivox_utterances, loopback_http, start_server, stop_server
 from tests.support.ws import exchange, wait_until_idle
 
 DEBIAN_FFMPEG = "/usr/bin/ffmpeg"
@@ -47,12 +46,8 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def http_target() -> Iterator[str]:
     """A loopback HTTP server in a thread; every request it gets lands in ``Recorder.requests``."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback_http(Recorder) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

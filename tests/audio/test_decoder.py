@@ -34,12 +34,6 @@ from wirescribe.audio.decode import (
 
 
 @pytest.fixture(scope="module")
-def speech(utterances: list) -> np.ndarray:
-    """About 7 s of real read speech, 16 kHz mono float32."""
-    return decode_file(utterances[0].wav)
-
-
-@pytest.fixture(scope="module")
 def encoded(speech: np.ndarray) -> Callable[[str], bytes]:
     """``encoded(fmt)``: the speech encoded once per format."""
     cache: dict[str, bytes] = {}

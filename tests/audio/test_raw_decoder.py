@@ -23,16 +23,8 @@ from wirescribe.audio.decode import (
     FfmpegStreamDecoder,
     RawStreamDecoder,
     Resampler,
-    decode_file,
     open_decoder,
 )
-
-
-@pytest.fixture(scope="module")
-def speech(utterances: list) -> np.ndarray:
-    """About 7 s of real read speech, 16 kHz mono float32."""
-    return decode_file(utterances[0].wav)
-
 
 # -- raw pcm16 / f32 ---------------------------------------------------------------------------
 

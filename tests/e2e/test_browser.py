@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -24,7 +23,16 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.support import ROOT, LiveServer, Utterance, free_port, join_utterances, start_server, stop_server
+from tests.support import (
+    ROOT,
+    LiveServer,
+    Utterance,
+    free_port,
+    join_utterances,
+    loopback_http,
+    start_server,
+    stop_server,
+)
 from wirescribe.audio.decode import SAMPLE_RATE
 from wirescribe.wer import word_error_rate
 
@@ -111,13 +119,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def demo_url() -> Iterator[str]:
     """examples/browser over HTTP on a free port (the page needs a secure context: localhost is one)."""
     handler = functools.partial(_QuietHandler, directory=str(DEMO))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with loopback_http(handler) as url:
+        yield f"{url}/index.html"
 
 
 @pytest.fixture(scope="module")

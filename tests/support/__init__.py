@@ -7,6 +7,7 @@ WebSocket exchanges, decoder helpers and the policy's scripted world have module
 from tests.support.servers import (
     LiveServer,
     free_port,
+    loopback_http,
     parse_metrics,
     run_isolated,
     start_server,
@@ -22,6 +23,7 @@ __all__ = [
     "free_port",
     "join_utterances",
     "librivox_utterances",
+    "loopback_http",
     "parse_metrics",
     "run_isolated",
     "start_server",

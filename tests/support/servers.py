@@ -3,10 +3,15 @@ child interpreters for tests that could hang."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,7 +20,10 @@ from tests.support.speech import ROOT
 from wirescribe.devserver import RunningServer, free_port, stop_server
 from wirescribe.devserver import start_server as _start
 
-__all__ = ["LiveServer", "free_port", "parse_metrics", "run_isolated", "start_server", "stop_server"]
+__all__ = [
+    "LiveServer", "free_port", "loopback_http", "parse_metrics", "run_isolated",
+    "start_server", "stop_server",
+]  # fmt: skip
 
 LiveServer = RunningServer
 
@@ -48,3 +56,17 @@ def run_isolated(script: str, hang: str, timeout: float = 90) -> subprocess.Comp
         )
     except subprocess.TimeoutExpired:
         pytest.fail(hang)
+
+
+@contextlib.contextmanager
+def loopback_http(handler: Callable[..., Any]) -> Iterator[str]:
+    """A plain HTTP server on a free loopback port, in a thread; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
