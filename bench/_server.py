@@ -88,7 +88,7 @@ def read_log(log: Path) -> tuple[list[LoggedUpdate], list[LoggedCall]]:
         if len(parts) < 4:
             continue
         created, name, _, message = parts
-        if name == "session" and (m := _UPDATE.match(message)):
+        if name == "wirescribe.streaming.session" and (m := _UPDATE.match(message)):
             updates.append(LoggedUpdate(float(created), m[1], float(m[2]), float(m[3]), bool(m[4])))
         elif name == "bench.compute" and (m := _CALL.match(message)):
             ctx = None if m[4] == "None" else float(m[4])
