@@ -32,7 +32,7 @@ def _log_config(folder: Path) -> tuple[Path, Path]:
         "formatters": {"plain": {"format": "%(created).4f %(name)s %(levelname)s %(message)s"}},
         "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "plain"}},
         "root": {"level": "INFO", "handlers": ["file"]},
-        "loggers": {"session": {"level": "DEBUG"}, "bench.compute": {"level": "DEBUG"}},
+        "loggers": {"wirescribe.streaming.session": {"level": "DEBUG"}, "bench.compute": {"level": "DEBUG"}},
     }
     path = folder / "log_config.json"
     path.write_text(json.dumps(config))
