@@ -43,6 +43,10 @@ class _AudioMeter:
         self._metrics = metrics
         self._counted = 0.0
 
+    @property
+    def counted(self) -> float:
+        return self._counted
+
     def update(self) -> None:
         now = self._session.decoded_seconds
         self._metrics.count_audio(now - self._counted, "live")
@@ -102,15 +106,15 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
     finally:
         if meter is not None:
             meter.update()
-        _close_session(state, session_id)
+        _close_session(state, session_id, meter)
         connection.mark_done()
         if not state.sessions:
             await release_free_memory()
 
 
-def _close_session(state: AppState, session_id: str) -> None:
+def _close_session(state: AppState, session_id: str, meter: _AudioMeter | None) -> None:
     state.sessions.pop(session_id, None)
-    log.info("session closed")
+    log.info("session closed after %.1f s of audio", meter.counted if meter is not None else 0.0)
 
 
 async def _serve(
