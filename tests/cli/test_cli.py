@@ -18,6 +18,7 @@ import pytest
 
 from tests.support import ROOT, LiveServer, Utterance, free_port
 from wirescribe.asr.model import Segment, Transcriber, Transcript, Word
+from wirescribe.cli import files as cli_files
 from wirescribe.cli import main as cli
 from wirescribe.formats import FileTranscript, render, timestamp
 from wirescribe.settings import Settings
@@ -335,12 +336,12 @@ def test_live_line_dims_the_tentative_tail() -> None:
 
 
 def test_progress_bar_counts_seconds_of_audio(capsys: pytest.CaptureFixture[str]) -> None:
-    with cli._progress("long.wav", 60.0, show=True) as advance:
+    with cli_files.progress("long.wav", 60.0, show=True) as advance:
         for _ in range(61):  # the last block of a file may be short: the bar stops at the total
             advance(1.0)
     err = capsys.readouterr().err
     assert "long.wav" in err and "60/60 s" in err
-    with cli._progress("long.wav", 60.0, show=False) as advance:
+    with cli_files.progress("long.wav", 60.0, show=False) as advance:
         advance(1.0)
     assert capsys.readouterr().err == ""
 

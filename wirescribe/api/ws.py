@@ -23,7 +23,6 @@ from wirescribe.api.limits import AudioFloor, AudioFloorWatch, AudioRate, AudioR
 from wirescribe.api.metrics import Metrics
 from wirescribe.api.outbox import Outbox
 from wirescribe.api.protocol import ProtocolError
-from wirescribe.api.state import AppState
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, open_decoder
 from wirescribe.audio.vad import VoiceActivity
@@ -106,15 +105,11 @@ async def transcribe_ws(websocket: WebSocket, state: State) -> None:
     finally:
         if meter is not None:
             meter.update()
-        _close_session(state, session_id, meter)
+        state.sessions.pop(session_id, None)
+        log.info("session closed after %.1f s of audio", meter.counted if meter is not None else 0.0)
         connection.mark_done()
         if not state.sessions:
             await release_free_memory()
-
-
-def _close_session(state: AppState, session_id: str, meter: _AudioMeter | None) -> None:
-    state.sessions.pop(session_id, None)
-    log.info("session closed after %.1f s of audio", meter.counted if meter is not None else 0.0)
 
 
 async def _serve(

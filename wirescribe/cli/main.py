@@ -14,39 +14,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
-from wirescribe.asr.model import DecodeOptions, ModelConfig, ModelLoadError, Transcriber, Transcript
+from wirescribe.asr.model import DecodeOptions, ModelConfig, ModelLoadError, Transcriber
 from wirescribe.audio.decode import (
     ENCODINGS,
-    SAMPLE_RATE,
     DecodeError,
     DecoderFailure,
     decode_file,
     encode_audio,
     use_ffmpeg,
 )
-from wirescribe.audio.vad import FRAME, ProbabilityFn, silero_probability
+from wirescribe.audio.vad import silero_probability
+from wirescribe.cli.files import FileJob, always_speech, transcribe_file
 from wirescribe.cli.tts import DEFAULT_ENGINE, ENGINES, TtsError, TtsOptions, TtsUsageError, synthesize
 from wirescribe.client import ClientError, pcm16_slices, stream, webm_slices
 from wirescribe.formats import FORMATS, FileTranscript, render
 from wirescribe.settings import Settings, SettingsError
-from wirescribe.streaming.files import ChunkOptions, transcribe_blocks
+from wirescribe.streaming.files import ChunkOptions
 
 log = logging.getLogger("cli")
 
 USAGE_ERROR = 2
-PROGRESS_MIN_SECONDS = 30.0  # shorter files finish before a bar would tell anything
 
 
 class CliError(Exception):
@@ -162,60 +158,6 @@ def load_transcriber(config: ModelConfig) -> Transcriber:
     return Transcriber.load(config)
 
 
-@dataclass(frozen=True)
-class FileJob:
-    """How ``stt`` cuts files into model calls: the speech detector and the chunk sizes."""
-
-    probability: ProbabilityFn
-    chunking: ChunkOptions
-
-
-def _always_speech(audio: np.ndarray) -> np.ndarray:
-    """``--no-vad``'s speech detector: every frame is speech, so nothing is skipped and every
-    chunk is as long as the settings allow (Silero's contract: one value per frame given)."""
-    return np.ones(len(audio) // FRAME, dtype=np.float32)
-
-
-@contextlib.contextmanager
-def _progress(name: str, duration: float, show: bool) -> Iterator[Callable[[float], None]]:
-    """A bar on stderr advanced by seconds of audio; yields the function that advances it."""
-    if not show:
-        yield lambda seconds: None
-        return
-    from tqdm import tqdm  # a dependency of faster-whisper
-
-    fmt = "{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]"
-    with tqdm(
-        total=round(duration, 1), desc=name, bar_format=fmt, file=sys.stderr, leave=False, mininterval=0
-    ) as bar:
-        yield lambda seconds: bar.update(max(0.0, min(seconds, bar.total - bar.n)))
-
-
-def _transcribe(
-    transcriber: Transcriber, path: Path, options: DecodeOptions, files: FileJob, quiet: bool
-) -> Transcript:
-    """One file the way the server transcribes an upload (``streaming/files.py``): chunks of at
-    most ``STT_FILE_CHUNK_SECONDS`` cut in pauses, silence skipped, each chunk one model call.
-    The bar advances as the chunker takes the audio in (it runs at most one chunk ahead)."""
-    audio = decode_file(path)
-    duration = len(audio) / SAMPLE_RATE
-    show = not quiet and sys.stderr.isatty() and duration > PROGRESS_MIN_SECONDS
-
-    async def transcribe(chunk: np.ndarray, chunk_options: DecodeOptions) -> Transcript:
-        return transcriber.transcribe(chunk, chunk_options)  # nothing else runs: no thread needed
-
-    with _progress(path.name, duration, show) as advance:
-
-        async def blocks() -> AsyncIterator[np.ndarray]:
-            for start in range(0, len(audio), SAMPLE_RATE):
-                yield audio[start : start + SAMPLE_RATE]
-                advance(1.0)  # taken in: the chunker decodes each full chunk before asking for more
-
-        return asyncio.run(
-            transcribe_blocks(blocks(), transcribe, options, files.probability, files.chunking)
-        )
-
-
 def cmd_stt(args: argparse.Namespace) -> int:
     """Transcribe one or more audio files."""
     paths = [_existing_file(Path(f)) for f in args.files]
@@ -230,10 +172,12 @@ def cmd_stt(args: argparse.Namespace) -> int:
         language=args.language, beam_size=args.beam_size, word_timestamps=args.word_timestamps
     )
     files = FileJob(
-        silero_probability() if args.vad else _always_speech,
+        silero_probability() if args.vad else always_speech,
         ChunkOptions(max_seconds=args.settings.files.chunk_seconds),
     )
-    results = [FileTranscript(str(p), _transcribe(transcriber, p, options, files, args.quiet)) for p in paths]
+    results = [
+        FileTranscript(str(p), transcribe_file(transcriber, p, options, files, args.quiet)) for p in paths
+    ]
     _write(args.output, render(results, args.format, words=args.word_timestamps))
     return 0
 
