@@ -27,7 +27,7 @@ import numpy as np
 
 from wirescribe.asr.model import DecodeOptions, Segment, Transcript
 from wirescribe.audio.vad import FRAME, ProbabilityFn
-from wirescribe.streaming.policy import is_hallucination  # the live policy's filter, reused
+from wirescribe.streaming.hallucinations import is_hallucination  # the live policy's filter, reused
 
 log = logging.getLogger(__name__)
 

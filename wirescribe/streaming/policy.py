@@ -15,7 +15,6 @@ transcriber.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,15 +22,10 @@ import numpy as np
 from wirescribe.asr.model import Segment, Transcript, Word
 from wirescribe.audio.buffer import GrowableBuffer
 from wirescribe.audio.vad import Scored, VoiceActivity
+from wirescribe.streaming.hallucinations import is_hallucination, normalize, phrase
 
 SR = 16000
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
-# Whisper's well-known inventions on silence and noise.
-HALLUCINATIONS = frozenset({
-    "thank you", "thanks for watching", "thank you for watching", "thank you very much",
-    "you", "bye", "subtitles by the amaraorg community", "please subscribe",
-    "thanks for watching and ill see you next time",
-})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,11 +79,6 @@ class FinalTranscript:
     text: str
     segments: tuple[Segment, ...]
     audio_seconds: float
-
-
-def normalize(word: str) -> str:
-    """Lower case, letters and digits only: how two hypotheses' words are compared."""
-    return re.sub(r"[^\w]", "", word.lower())
 
 
 class StreamingPolicy:
@@ -258,8 +247,8 @@ class StreamingPolicy:
         words: list[Word] = []
         previous = ""
         for seg in result.segments:
-            phrase = _phrase(seg.text)
-            repeated, previous = phrase == previous, phrase
+            text = phrase(seg.text)
+            repeated, previous = text == previous, text
             if repeated or is_hallucination(seg) or not self._heard(window, seg):
                 continue
             for w in _without_unsure_tail(seg.words):
@@ -380,22 +369,3 @@ def _without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
     while end and words[end - 1].probability < 0.1:
         end -= 1
     return words[:end]
-
-
-def _phrase(text: str) -> str:
-    return " ".join(filter(None, (normalize(w) for w in text.split())))
-
-
-def is_hallucination(seg: Segment) -> bool:
-    """Whisper's inventions: text continued from the prompt into a pause, loops, stock phrases.
-
-    Invented segments come with near-zero word probabilities (often squeezed into zero-length
-    words at the end of the window) and a low average log-probability.
-    """
-    if seg.words and sum(w.probability for w in seg.words) / len(seg.words) < 0.3:
-        return True
-    if seg.avg_logprob < -1.0 and seg.no_speech_prob > 0.2:
-        return True
-    if seg.compression_ratio > 2.4:  # repetition loops
-        return True
-    return _phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)

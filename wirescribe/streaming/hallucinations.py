@@ -1,0 +1,40 @@
+"""What Whisper invents: stock phrases on silence, text continued from the prompt into a pause,
+repetition loops. Shared by the live policy and file transcription."""
+
+from __future__ import annotations
+
+import re
+
+from wirescribe.asr.model import Segment
+
+# Whisper's well-known inventions on silence and noise.
+HALLUCINATIONS = frozenset({
+    "thank you", "thanks for watching", "thank you for watching", "thank you very much",
+    "you", "bye", "subtitles by the amaraorg community", "please subscribe",
+    "thanks for watching and ill see you next time",
+})  # fmt: skip
+
+
+def normalize(word: str) -> str:
+    """Lower case, letters and digits only: how two hypotheses' words are compared."""
+    return re.sub(r"[^\w]", "", word.lower())
+
+
+def phrase(text: str) -> str:
+    """``text`` as normalised words, for comparing whole phrases."""
+    return " ".join(filter(None, (normalize(w) for w in text.split())))
+
+
+def is_hallucination(seg: Segment) -> bool:
+    """Whisper's inventions: text continued from the prompt into a pause, loops, stock phrases.
+
+    Invented segments come with near-zero word probabilities (often squeezed into zero-length
+    words at the end of the window) and a low average log-probability.
+    """
+    if seg.words and sum(w.probability for w in seg.words) / len(seg.words) < 0.3:
+        return True
+    if seg.avg_logprob < -1.0 and seg.no_speech_prob > 0.2:
+        return True
+    if seg.compression_ratio > 2.4:  # repetition loops
+        return True
+    return phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)
