@@ -41,7 +41,9 @@ class StartupError(Exception):
     """The server cannot start (model or settings); the message is the whole story."""
 
 
-async def _build_state(app: FastAPI, settings: Settings | None, transcriber: Transcriber | None) -> AppState:
+async def _build_state(
+    app: FastAPI, settings: Settings | None, transcriber: Transcriber | None, node: str | None
+) -> AppState:
     """Settings (from the environment unless given), logging, the model, VAD and scheduler."""
     try:
         settings = (settings or Settings.from_env()).resolved()
@@ -68,17 +70,18 @@ async def _build_state(app: FastAPI, settings: Settings | None, transcriber: Tra
         vad_probability=probability,
         metrics=metrics,
         file_turns=FileTurns(settings.files.max_jobs),
+        **({"node": node} if node else {}),
     )
 
 
 def _lifespan(
-    settings: Settings | None, transcriber: Transcriber | None
+    settings: Settings | None, transcriber: Transcriber | None, node: str | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         remove_redaction = security.install_log_redaction()  # first: every line after it is clean
         try:
-            state = await _build_state(app, settings, transcriber)
+            state = await _build_state(app, settings, transcriber, node)
         except BaseException:
             remove_redaction()
             raise
@@ -153,10 +156,13 @@ class _CleanStartupErrors:
             await self.inner(scope, receive, tidy_send)
 
 
-def create_app(settings: Settings | None = None, transcriber: Transcriber | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, transcriber: Transcriber | None = None, node: str | None = None
+) -> FastAPI:
     """A fresh app; ``settings`` and ``transcriber`` default to the environment and a loaded
-    model (both are taken at start-up, in the lifespan, never at import)."""
-    api = FastAPI(title="Real-time speech-to-text", lifespan=_lifespan(settings, transcriber))
+    model (both are taken at start-up, in the lifespan, never at import). ``node`` is what
+    ``ready.node`` names (default: host name and process id; a cluster passes its node)."""
+    api = FastAPI(title="Real-time speech-to-text", lifespan=_lifespan(settings, transcriber, node))
     api.add_middleware(DocsGate)  # /docs and /openapi.json need the token too
     api.add_middleware(HostGate, policy=lambda: _host_policy(api))  # outermost: before anything
     api.add_api_route("/health", health, methods=["GET"])

@@ -7,6 +7,8 @@ attributes off ``app.state``; per-connection state lives in the connection's own
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from dataclasses import dataclass, field
 
 from wirescribe.api.hosts import HostPolicy
@@ -28,6 +30,11 @@ class FileTurns:
         self.admitted = 0
 
 
+def default_node() -> str:
+    """This server process, as ``ready.node`` names it: host name and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 @dataclass
 class AppState:
     """What every route of one app shares: settings, the model and its scheduler, metrics."""
@@ -39,6 +46,7 @@ class AppState:
     metrics: Metrics
     file_turns: FileTurns
     sessions: dict[str, LiveConnection] = field(default_factory=dict)
+    node: str = field(default_factory=lambda: default_node())  # ready.node: who holds the session
     draining: bool = False  # shutting down: new sessions and uploads are refused
     hosts: HostPolicy = field(init=False)  # the Host names answered (STT_ALLOWED_HOSTS + defaults)
     tokens: TemporaryTokens | None = field(init=False)  # temporary tokens (None: no STT_TOKEN)
