@@ -166,6 +166,36 @@ def test_a_long_file_is_decoded_as_faster_whisper_decodes_it(
     assert_same(batched[0], transcriber.transcribe(short, options))
 
 
+def test_hotwords_go_before_the_previous_text_of_every_pass_as_in_faster_whisper(
+    transcriber: Transcriber, utterances: list[Utterance]
+) -> None:
+    """``hotwords`` in the prefix of every 30 s pass: what ``WhisperModel.transcribe(hotwords=)``
+    gives over 42 s, alone and batched; and a long previous text is cut to make room for them."""
+    joined, _ = join_utterances(utterances)
+    audio = np.concatenate([joined, joined[: 12 * SAMPLE_RATE]])
+    hot = "Marianne, Elinor, Dashwood, Norland"
+    options = DecodeOptions(language="en", beam_size=1, temperature=(0.0,), hotwords=hot)
+    ours = transcriber.transcribe(audio, options)
+    segments, _ = transcriber.adapter.model.transcribe(
+        audio, language="en", beam_size=1, temperature=[0.0], word_timestamps=True, hotwords=hot
+    )
+    theirs = list(segments)
+    assert len({s.seek for s in ours.segments}) >= 2
+    assert [(s.text, s.tokens, s.seek) for s in ours.segments] == [
+        (s.text, tuple(s.tokens), s.seek) for s in theirs
+    ]
+    plain = transcriber.transcribe(audio, replace(options, hotwords=None))
+    assert [s.tokens for s in plain.segments] != [s.tokens for s in ours.segments]  # they do reach it
+    short = decode_file(utterances[1].wav)
+    batched = transcriber.transcribe_batch([(short, options), (audio, options)])
+    assert_same(batched[1], ours)
+    # A long previous text and 1,000 characters of hotwords: the prompt still fits the budget.
+    crowded = live_options(short, " ".join(u.text for u in utterances) * 3)
+    names = ", ".join(f"Dashwood{i}" for i in range(100))[:1000]
+    text = transcriber.transcribe(short, replace(crowded, hotwords=names)).text
+    assert word_error_rate(utterances[1].text, text) < 0.3
+
+
 def recall(reference: str, hypothesis: str) -> float:
     """Share of the reference's words the hypothesis has, in order (insertions cost nothing)."""
     ref, hyp = normalize_words(reference), normalize_words(hypothesis)

@@ -86,6 +86,16 @@ class _Decoded:
     no_speech_prob: float
 
 
+@dataclass(frozen=True)
+class _Prompt:
+    """How one batch's prompts are made: the hotwords' tokens (the same for every window of a
+    group), then each window's previous text, cut to ``limit`` and then to ``shared`` tokens."""
+
+    hot: list[int]
+    limit: int
+    shared: int
+
+
 @dataclass
 class _Pass:
     """What one pass of the loop decoded for one window (before word timestamps)."""
@@ -163,22 +173,33 @@ class WhisperAdapter:
         takes one pass; one whose last segment is unfinished goes on from its last timestamp or
         word, as in faster-whisper, in a later (smaller) batch."""
         tokenizer, suppressed = self._tokenizer(windows[0].language)
+        hot = self._hot_tokens(tokenizer, windows[0].options.hotwords)  # the group shares them
+        limit = self._prompt_limit - len(hot)  # previous text makes room for the hotwords
         for w in windows:
             if w.options.prompt:
                 w.all_tokens = tokenizer.encode(" " + w.options.prompt.strip())
         while active := [w for w in windows if not w.done]:
             seeks = [w.seek for w in active]
-            for batch, shared in prompt_batches(active, self._prompt_limit):
-                self._step(tokenizer, suppressed, batch, shared)
+            for batch, shared in prompt_batches(active, limit):
+                self._step(tokenizer, suppressed, batch, _Prompt(hot, limit, shared))
             for w, seek in zip(active, seeks, strict=True):
                 if w.seek <= seek:  # a pass that did not move on would decode the same audio forever
                     w.seek = w.content_frames
 
     @property
     def _prompt_limit(self) -> int:
+        """Tokens of hotwords and previous text a prompt holds (``get_prompt``'s own cut)."""
         return int(self.model.max_length) // 2 - 1
 
-    def _step(self, tokenizer: Tokenizer, suppressed: list[int], windows: list[Window], shared: int) -> None:
+    def _hot_tokens(self, tokenizer: Tokenizer, hotwords: str | None) -> list[int]:
+        """The hotwords' tokens, at most half of the prompt (the rest is previous text)."""
+        if not hotwords or not hotwords.strip():
+            return []
+        return tokenizer.encode(" " + hotwords.strip())[: self._prompt_limit // 2]
+
+    def _step(
+        self, tokenizer: Tokenizer, suppressed: list[int], windows: list[Window], prompt: _Prompt
+    ) -> None:
         """One pass of ``generate_segments``'s loop body for every window of the batch."""
         model = self.model
         sizes = [min(FULL_FRAMES, w.content_frames - w.seek) for w in windows]
@@ -187,8 +208,10 @@ class WhisperAdapter:
             [fit(w.features[:, w.seek : w.seek + n], width) for w, n in zip(windows, sizes, strict=True)]
         )
         encoder_output = model.encode(features)
-        log.debug("%d windows: %d encoder frames, previous text cut to %d", len(windows), width, shared)
-        decoded = self._generate(tokenizer, suppressed, windows, shared, features, encoder_output)
+        log.debug(
+            "%d windows: %d encoder frames, previous text cut to %d", len(windows), width, prompt.shared
+        )
+        decoded = self._generate(tokenizer, suppressed, windows, prompt, features, encoder_output)
         time_per_frame = model.feature_extractor.time_per_frame
         passes: list[_Pass] = []
         for w, size, d in zip(windows, sizes, decoded, strict=True):
@@ -224,7 +247,7 @@ class WhisperAdapter:
         tokenizer: Tokenizer,
         suppressed: list[int],
         windows: list[Window],
-        shared: int,
+        prompt: _Prompt,
         features: np.ndarray,
         encoder_output: Any,
     ) -> list[_Decoded]:
@@ -232,9 +255,9 @@ class WhisperAdapter:
         the checks again at the next one, and so on; a window that fails them all keeps its most
         probable result (among the not too repetitive ones), as in faster-whisper."""
         model, r = self.model, self.rules
-        budgets = [self._token_budget(tokenizer, w) for w in windows]
+        budgets = [self._token_budget(tokenizer, w, prompt) for w in windows]
         prompts = [
-            model.get_prompt(tokenizer, last(w.previous_tokens(self._prompt_limit), shared),
+            model.get_prompt(tokenizer, prompt.hot + last(w.previous_tokens(prompt.limit), prompt.shared),
                              without_timestamps=w.options.without_timestamps)
             for w in windows
         ]  # fmt: skip
@@ -284,11 +307,13 @@ class WhisperAdapter:
         assert all(d is not None for d in final), "every window ends with a result"
         return [d for d in final if d is not None]
 
-    def _token_budget(self, tokenizer: Tokenizer, w: Window) -> int:
+    def _token_budget(self, tokenizer: Tokenizer, w: Window, prompt: _Prompt) -> int:
         """Tokens the window may generate with its own (uncut) prompt: CTranslate2 generates at
         most ``max_length - prompt + 1`` and at most half of ``max_length``."""
         own = self.model.get_prompt(
-            tokenizer, w.previous_tokens(self._prompt_limit), without_timestamps=w.options.without_timestamps
+            tokenizer,
+            prompt.hot + w.previous_tokens(prompt.limit),
+            without_timestamps=w.options.without_timestamps,
         )
         new_tokens = w.options.max_new_tokens
         max_length = len(own) + new_tokens if new_tokens is not None else self.model.max_length

@@ -54,6 +54,9 @@ class DecodeOptions:
 
     language: str | None = None  # None: English for *.en models, else detected per window
     prompt: str | None = None
+    # Text the model sees before the previous text of *every* pass (faster-whisper's ``hotwords``):
+    # names and terms to favour. The previous text is cut to leave room for it, never it.
+    hotwords: str | None = None
     beam_size: int = 1
     word_timestamps: bool = True
     # Tried in turn: a window whose text is too repetitive (gzip compression ratio) or too
