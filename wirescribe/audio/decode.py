@@ -6,7 +6,9 @@ Two shapes of the same job:
   WebSocket frames arrive, read back as float32 blocks (async iteration).
 * :func:`decode_file` — one-shot decoding of a file for the CLI and file transcription.
 
-Raw ``pcm16``/``f32`` input skips ffmpeg (:class:`RawStreamDecoder`) and is resampled here.
+Raw ``pcm16``/``f32`` input, and G.711 ``mulaw``/``alaw`` (telephony's 8-bit companded samples,
+what OpenAI Realtime's ``g711_ulaw``/``g711_alaw`` and Deepgram's ``mulaw``/``alaw`` carry), skip
+ffmpeg (:class:`RawStreamDecoder`: G.711 through a 256-entry table) and are resampled here.
 ffmpeg is taken from ``PATH``, else from the ``imageio-ffmpeg`` wheel.
 """
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 RAW_FORMATS = ("pcm16", "f32")
+G711_FORMATS = ("mulaw", "alaw")  # one byte a sample, usually at 8 kHz: decoded by table lookup
 _READ_BYTES = 4 * SAMPLE_RATE // 10  # 100 ms of float32 per read: small blocks, low latency
 _STDERR_KEEP = 4000  # characters of ffmpeg's stderr quoted in errors
 
@@ -255,13 +258,35 @@ class FfmpegStreamDecoder:
         await self._reap()
 
 
+def _g711_table(fmt: str) -> np.ndarray:
+    """The 256 linear values (float32, full scale 1.0) of G.711 µ-law or A-law code bytes, as
+    ITU-T G.711 defines them (the same values as the reference decoders, e.g. ``audioop``)."""
+    codes = np.arange(256, dtype=np.int32)
+    if fmt == "mulaw":
+        u = ~codes & 0xFF  # transmitted inverted
+        magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
+        linear = np.where(u & 0x80, -magnitude, magnitude)
+    else:
+        a = codes ^ 0x55  # even bits transmitted inverted
+        exponent, mantissa = (a >> 4) & 0x07, a & 0x0F
+        shifted = ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
+        magnitude = np.where(exponent == 0, (mantissa << 4) + 8, shifted)
+        linear = np.where(a & 0x80, magnitude, -magnitude)
+    return (linear / 32768.0).astype(np.float32)
+
+
+_G711_TABLES = {fmt: _g711_table(fmt) for fmt in G711_FORMATS}
+
+
 class RawStreamDecoder:
-    """Raw ``pcm16``/``f32`` little-endian mono: no ffmpeg; resampled to 16 kHz when needed."""
+    """Raw ``pcm16``/``f32`` little-endian mono, or G.711 ``mulaw``/``alaw`` mono: no ffmpeg;
+    resampled to 16 kHz when needed."""
 
     def __init__(self, fmt: str, sample_rate: int) -> None:
-        if fmt not in RAW_FORMATS:
+        if fmt not in RAW_FORMATS + G711_FORMATS:
             raise ValueError(f"not a raw format: {fmt}")
-        self._dtype = np.dtype("<i2") if fmt == "pcm16" else np.dtype("<f4")
+        self._table = _G711_TABLES.get(fmt)
+        self._dtype = np.dtype({"pcm16": "<i2", "f32": "<f4"}.get(fmt, "u1"))
         self._resampler = Resampler(sample_rate, SAMPLE_RATE)
         self._rest = b""
         self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
@@ -275,11 +300,15 @@ class RawStreamDecoder:
         self._rest = data[usable:]
         if not usable:
             return
-        samples = np.frombuffer(data[:usable], dtype=self._dtype).astype(np.float32)
-        if self._dtype.kind == "i":
-            samples /= 32768.0
-        elif not np.all(np.isfinite(samples)):
-            raise DecodeError("f32 audio contains NaN or infinite samples")
+        raw = np.frombuffer(data[:usable], dtype=self._dtype)
+        if self._table is not None:
+            samples = self._table[raw]
+        else:
+            samples = raw.astype(np.float32)
+            if self._dtype.kind == "i":
+                samples /= 32768.0
+            elif not np.all(np.isfinite(samples)):
+                raise DecodeError("f32 audio contains NaN or infinite samples")
         out = self._resampler.process(samples)
         if out.size:
             self._queue.put_nowait(out)
@@ -355,7 +384,7 @@ class Resampler:
 
 async def open_decoder(fmt: str, sample_rate: int) -> StreamDecoder:
     """The decoder for a session's declared ``format``."""
-    if fmt in RAW_FORMATS:
+    if fmt in RAW_FORMATS + G711_FORMATS:
         return RawStreamDecoder(fmt, sample_rate)
     return await FfmpegStreamDecoder.start()
 
