@@ -8,7 +8,7 @@ PORT ?= 8000
 # The exact versions the suite passed with (`make lock` refreshes them).
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: venv dev run test test-fast lint bench lock clean
+.PHONY: venv dev run test test-fast lint bench lock clean cluster cluster-stop
 
 $(BIN)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ test: dev
 	$(BIN)/python -m pytest -q
 
 test-fast: dev
-	$(BIN)/python -m pytest -q -m "not e2e"
+	$(BIN)/python -m pytest -q -m "not e2e and not cluster"
 
 lint: dev
 	$(BIN)/ruff check . && $(BIN)/mypy .
@@ -39,6 +39,22 @@ lint: dev
 bench: venv
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/stream_bench.py
+
+# Ray Serve, an optional extra (pyproject.toml's "cluster"; tests/cluster checks the two are equal).
+CLUSTER_REQ := ray[serve]>=2.60,<2.61
+
+$(BIN)/.installed-cluster: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet "$(CLUSTER_REQ)" $(CONSTRAINTS)
+	touch $@
+
+# Two Ray nodes on this machine (one CPU and 256 MB of object store each), the app deployed on
+# both (ingress and model replicas on each node), proxy on HOST:PORT. STT_* variables apply.
+cluster: $(BIN)/.installed-cluster
+	STT_HOST=$(HOST) STT_PORT=$(PORT) $(BIN)/python -m wirescribe.cluster up
+
+# Delete the ingress (live sessions get their final), then the model, then stop those two nodes.
+cluster-stop:
+	STT_HOST=$(HOST) STT_PORT=$(PORT) $(BIN)/python -m wirescribe.cluster down
 
 # Resolve requirements-dev.txt afresh in a scratch venv and record every version in constraints.txt.
 lock:

@@ -122,12 +122,33 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Ray Serve (``python -m wirescribe.cluster``, ``make cluster``): the ``STT_SERVE_*``
+    variables. Read by the single server too, used only by the cluster entry point."""
+
+    ingress_replicas: int = 2  # replicas of the FastAPI app (sessions, ffmpeg, VAD, policy)
+    model_replicas: int = 2  # replicas of the model deployment
+    ingress_cpus: float = 1.0  # Ray CPUs one ingress replica reserves
+    model_cpus: float = 1.0  # Ray CPUs one model replica reserves (also its threads, rounded up)
+    model_gpus: float = -1.0  # GPUs one model replica reserves (-1: auto: 1 when STT_DEVICE=cuda)
+    batch_size: int = 0  # windows per model call, from every session in the cluster (0: auto)
+    batch_wait_ms: float = 5.0  # how long a model call waits for more windows to join it
+    windows_in_flight: int = 0  # model slots of one ingress replica's scheduler (0: auto)
+    max_replicas_per_node: int = 0  # replicas of one deployment on one node (0: no limit)
+    proxy_location: str = "EveryNode"  # Serve's proxies: EveryNode, HeadOnly, Disabled
+    graceful_shutdown_s: float = 0.0  # Serve's graceful_shutdown_timeout_s (0: auto)
+    call_timeout: float = 60.0  # one window's model call through the handle, retries included
+    app_name: str = "wirescribe"  # the Serve application's name
+
+
+@dataclass(frozen=True)
 class Settings:
     """The server's settings (the CLI uses ``model``, ``log`` and ``ffmpeg_binary``)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     files: FileSettings = field(default_factory=FileSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     ffmpeg_binary: str | None = None  # FFMPEG_BINARY (None: the one found, see audio.decode)
     host: str = "127.0.0.1"  # stt-server's address (uvicorn's --host otherwise)
     port: int = 8000
@@ -179,6 +200,7 @@ class Settings:
                 level=e.choice("LOG_LEVEL", LogSettings.level, LOG_LEVELS),
                 format=e.choice("LOG_FORMAT", LogSettings.format, LOG_FORMATS),
             ),
+            cluster=cluster_from_env(e),
             ffmpeg_binary=e.raw("FFMPEG_BINARY"),
             host=e.text("HOST", d.host),
             port=e.number("PORT", d.port, 0, 65535),
@@ -229,6 +251,30 @@ class Settings:
         model = replace(self.model, cpu_threads=threads, num_workers=self.model.num_workers or workers)
         sessions = self.max_sessions or (CUDA_SESSIONS if cuda else SESSIONS_PER_CPU_WORKER * workers)
         return replace(self, scheduler_workers=workers, model=model, max_sessions=sessions)
+
+
+PROXY_LOCATIONS = ("everynode", "headonly", "disabled")
+
+
+def cluster_from_env(e: _Env) -> ClusterSettings:
+    """``STT_SERVE_*``: the Ray Serve deployment (see :class:`ClusterSettings`)."""
+    d = ClusterSettings
+    location = e.choice("SERVE_PROXY_LOCATION", d.proxy_location, PROXY_LOCATIONS)
+    return ClusterSettings(
+        ingress_replicas=e.number("SERVE_INGRESS_REPLICAS", d.ingress_replicas, 1),
+        model_replicas=e.number("SERVE_MODEL_REPLICAS", d.model_replicas, 1),
+        ingress_cpus=e.number("SERVE_INGRESS_CPUS", d.ingress_cpus),
+        model_cpus=e.number("SERVE_MODEL_CPUS", d.model_cpus),
+        model_gpus=e.number("SERVE_MODEL_GPUS", d.model_gpus, -1),
+        batch_size=e.number("SERVE_BATCH_SIZE", d.batch_size, 0, 256),
+        batch_wait_ms=e.number("SERVE_BATCH_WAIT_MS", d.batch_wait_ms, 0, 1000),
+        windows_in_flight=e.number("SERVE_WINDOWS_IN_FLIGHT", d.windows_in_flight),
+        max_replicas_per_node=e.number("SERVE_MAX_REPLICAS_PER_NODE", d.max_replicas_per_node, 0, 100),
+        proxy_location={"everynode": "EveryNode", "headonly": "HeadOnly", "disabled": "Disabled"}[location],
+        graceful_shutdown_s=e.number("SERVE_GRACEFUL_SHUTDOWN_S", d.graceful_shutdown_s),
+        call_timeout=e.number("SERVE_CALL_TIMEOUT", d.call_timeout, 1),
+        app_name=e.text("SERVE_APP_NAME", d.app_name),
+    )
 
 
 def model_from_env(env: _Env | Mapping[str, str], **overrides: Any) -> ModelConfig:
