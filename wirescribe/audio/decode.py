@@ -278,6 +278,11 @@ def _g711_table(fmt: str) -> np.ndarray:
 _G711_TABLES = {fmt: _g711_table(fmt) for fmt in G711_FORMATS}
 
 
+def g711_to_float(data: bytes, fmt: str) -> np.ndarray:
+    """G.711 ``mulaw``/``alaw`` bytes → float32 samples at their own rate."""
+    return _G711_TABLES[fmt][np.frombuffer(data, dtype=np.uint8)]
+
+
 class RawStreamDecoder:
     """Raw ``pcm16``/``f32`` little-endian mono, or G.711 ``mulaw``/``alaw`` mono: no ffmpeg;
     resampled to 16 kHz when needed."""
