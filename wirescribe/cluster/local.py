@@ -24,6 +24,15 @@ from wirescribe.devserver import free_port
 ROOT = Path(__file__).resolve().parents[2]  # a checkout: the nodes' workers import from here
 
 
+# Serve's proxies send a request to a replica on their own node first, if there is one. For
+# sessions, which stay for minutes and count against each replica's cap, the least loaded
+# replica anywhere is the better choice (docs/scaling.md): read by the proxy at its start.
+PROXY_ROUTING = {
+    "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",
+    "RAY_SERVE_PROXY_PREFER_LOCAL_AZ_ROUTING": "0",
+}
+
+
 class LocalClusterError(Exception):
     """A node did not start, or the cluster is not there."""
 
