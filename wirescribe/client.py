@@ -65,7 +65,7 @@ def pcm16_slices(audio: np.ndarray, slice_seconds: float = 0.02) -> list[bytes]:
 
 async def stream(
     url: str,
-    chunks: Sequence[bytes],
+    chunks: Sequence[bytes | str],
     *,
     interval: float | None = 0.25,
     send_eof: bool = True,
@@ -73,8 +73,10 @@ async def stream(
     timeout: float = 120.0,
     headers: dict[str, str] | None = None,
 ) -> StreamResult:
-    """Send ``chunks`` (paced ``interval`` seconds apart; None: as fast as possible), then
-    ``eof``; collect every message until the server closes."""
+    """Send ``chunks`` (audio paced ``interval`` seconds apart; None: as fast as possible), then
+    ``eof``; collect every message until the server closes. A ``str`` chunk is a control
+    message (``finalize``, ``configure``, ...): sent as a text frame at once, taking no slot of
+    the audio's pace."""
     result = StreamResult()
     start = time.perf_counter()
     try:
@@ -99,11 +101,16 @@ async def stream(
     async with ws:
         reading = asyncio.create_task(reader())
         try:
-            for i, chunk in enumerate(chunks):
+            i = 0
+            for chunk in chunks:
+                if isinstance(chunk, str):
+                    await ws.send(chunk)
+                    continue
                 if interval:
                     delay = start + i * interval - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                i += 1
                 if chunk:  # an empty time slice: nothing was recorded in it
                     await ws.send(chunk)
             if send_eof:

@@ -108,7 +108,7 @@ def test_first_bad_parameter_is_reported() -> None:
 
 @pytest.mark.parametrize("text", ['{"type": "eof"}', '{"type":"eof","extra":1}', ' {"type" : "eof"} \n'])
 def test_eof(text: str) -> None:
-    assert parse_control(text) == "eof"
+    assert parse_control(text).kind == "eof"
 
 
 @pytest.mark.parametrize(
@@ -116,6 +116,8 @@ def test_eof(text: str) -> None:
     [
         '{"type": "EOF"}',
         '{"type": "stop"}',
+        '{"type": "Finalize"}',
+        '{"type": "KeepAlive"}',
         '{"type": ""}',
         '{"type": 1}',
         '{"type": null}',
@@ -168,16 +170,20 @@ def roundtrip(message: dict) -> dict:
 
 
 def test_ready_message() -> None:
-    msg = roundtrip(protocol.ready_message("abc123", "tiny.en", SessionParams("pcm16", 44100, "en")))
+    msg = roundtrip(
+        protocol.ready_message("abc123", "tiny.en", SessionParams("pcm16", 44100, "en"), "box:42")
+    )
     assert msg == {
         "type": "ready",
-        "protocol": 1,
+        "protocol": 1.1,
         "session_id": "abc123",
         "model": "tiny.en",
         "language": "en",
         "sample_rate": 44100,
+        "node": "box:42",
     }
-    assert list(msg) == ["type", "protocol", "session_id", "model", "language", "sample_rate"]
+    assert msg["protocol"] >= 1  # a version-1 client's check still passes
+    assert list(msg) == ["type", "protocol", "session_id", "model", "language", "sample_rate", "node"]
 
 
 def test_ready_message_language_detected() -> None:
@@ -281,7 +287,7 @@ def test_close_code_constants_match_the_table() -> None:
         1008,
     )
     assert (protocol.TOO_BIG, protocol.INTERNAL, protocol.TRY_AGAIN) == (1009, 1011, 1013)
-    assert protocol.PROTOCOL_VERSION == 1
+    assert protocol.PROTOCOL_VERSION == 1.1
     assert protocol.FORMATS == ("auto", "pcm16", "f32")
     assert (protocol.MIN_RATE, protocol.MAX_RATE) == (8000, 48000)
 

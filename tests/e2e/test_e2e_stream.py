@@ -54,7 +54,7 @@ def test_librivox_stream_in_real_time(
     result = asyncio.run(stream(live_server.ws, webm_slices(audio), interval=0.25))
     assert_protocol_invariants(result)
     ready = result.messages[0].message
-    assert ready["protocol"] == 1 and ready["model"] == "tiny.en" and ready["language"] == "en"
+    assert ready["protocol"] >= 1 and ready["model"] == "tiny.en" and ready["language"] == "en"
     assert len(result.of_type("transcript")) >= 10  # live updates, not one answer at the end
     assert result.final is not None
     live_wer = word_error_rate(reference, result.final["text"])

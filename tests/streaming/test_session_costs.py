@@ -14,6 +14,7 @@ from tests.support.sessions import FakeDecoder, always_speech, hello
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.vad import VoiceActivity
+from wirescribe.streaming.events import Event, SessionConfig
 from wirescribe.streaming.files import AudioTooLong, capped
 from wirescribe.streaming.policy import StreamingPolicy
 from wirescribe.streaming.session import LiveSession
@@ -41,12 +42,18 @@ async def run_inflating(
     scheduler = Scheduler(hello)
     await scheduler.start()
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(event: Event) -> None:
         pass
 
     policy = StreamingPolicy(VoiceActivity(always_speech))
     session = LiveSession(
-        decoder, policy, scheduler, send, language="en", max_seconds=7200, min_input_bitrate=min_bitrate
+        decoder,
+        policy,
+        scheduler,
+        send,
+        config=SessionConfig("en"),
+        max_seconds=7200,
+        min_input_bitrate=min_bitrate,
     )
     worker = asyncio.create_task(session.run())
     try:
@@ -79,12 +86,12 @@ def test_the_bomb_is_stopped_before_its_audio_is_kept() -> None:
         scheduler = Scheduler(hello)
         await scheduler.start()
 
-        async def send(message: dict[str, object]) -> None:
+        async def send(event: Event) -> None:
             pass
 
         session = LiveSession(
             decoder, StreamingPolicy(VoiceActivity(always_speech)), scheduler, send,
-            language="en", max_seconds=7200, min_input_bitrate=2000.0,
+            config=SessionConfig("en"), max_seconds=7200, min_input_bitrate=2000.0,
         )  # fmt: skip
         worker = asyncio.create_task(session.run())
         await session.feed(bytes(1000))  # 1000 s of audio at once; allowed: 10 s + 4 s

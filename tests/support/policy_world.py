@@ -17,6 +17,7 @@ import pytest
 
 from wirescribe.asr.model import Segment, Transcript, Word
 from wirescribe.audio.vad import FRAME, VoiceActivity
+from wirescribe.streaming.events import Event
 from wirescribe.streaming.policy import SR, FinalTranscript, StreamingOptions, StreamingPolicy, Update, Window
 
 GARBLED = "ish"  # suffix of a half-heard word
@@ -109,6 +110,7 @@ class Run:
     updates: list[Update]
     final: FinalTranscript
     committed_at_window: list[str]  # committed text when each window was built
+    events: list[Event] = field(default_factory=list)  # the policy's events, in order
 
 
 def stream(
@@ -120,29 +122,42 @@ def stream(
     options: StreamingOptions | None = None,
     language: str | None = "en",
     eof: bool = True,
+    finalize_at: tuple[float, ...] = (),
 ) -> Run:
     """Drive the policy as a session does: insert each block, ask for a window every ``every``
-    blocks (a slower model), transcribe it at once, and flush at the end."""
+    blocks (a slower model), transcribe it at once, and flush at the end; ``finalize`` once
+    the audio passes each time in ``finalize_at``."""
     policy = StreamingPolicy(VoiceActivity(energy_probability), options or StreamingOptions(), language)
     updates: list[Update] = []
     committed_at: list[str] = []
+    events: list[Event] = []
 
     def step(window: Window | None) -> None:
-        if window is None:
-            return
-        committed_at.append(policy.current().committed)
-        update = policy.apply(window, model(window))
-        if update is not None:
-            updates.append(update)
+        if window is not None:
+            committed_at.append(policy.current().committed)
+            update = policy.apply(window, model(window))
+            if update is not None:
+                updates.append(update)
+        events.extend(policy.take_events())
 
+    def close(reason: str) -> None:
+        step(policy.pending_window(final=True, reason=reason))
+        policy.end_utterance(reason)
+        events.extend(policy.take_events())
+
+    pending = sorted(finalize_at)
     n = int(block * SR)
     for i, k in enumerate(range(0, len(audio), n)):
         policy.insert_audio(audio[k : k + n])
-        if (i + 1) % every == 0:
+        events.extend(policy.take_events())
+        if pending and policy.audio_seconds >= pending[0]:
+            pending.pop(0)
+            close("finalize")
+        elif (i + 1) % every == 0:
             step(policy.pending_window())
     if eof:
-        step(policy.pending_window(final=True))
-    return Run(policy, model, updates, policy.finish(), committed_at)
+        close("eof")
+    return Run(policy, model, updates, policy.finish(), committed_at, events)
 
 
 def words_of(text: str) -> list[str]:

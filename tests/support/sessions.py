@@ -9,9 +9,11 @@ from concurrent.futures import Executor
 
 import numpy as np
 
+from wirescribe.api.protocol import transcript_message
 from wirescribe.asr.model import DecodeOptions, Segment, Transcript, Word
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.vad import FRAME, VoiceActivity
+from wirescribe.streaming.events import Event, SessionConfig, TranscriptChanged
 from wirescribe.streaming.policy import FinalTranscript, StreamingPolicy
 from wirescribe.streaming.session import LiveSession
 
@@ -84,12 +86,13 @@ def make_session(
     """A session on ``decoder`` whose messages go to ``sent``; hung decoders time out in 0.3 s."""
     messages: list[dict[str, object]] = [] if sent is None else sent
 
-    async def send(message: dict[str, object]) -> None:
-        messages.append(message)
+    async def emit(event: Event) -> None:
+        if isinstance(event, TranscriptChanged):
+            messages.append(transcript_message(event))
 
     policy = StreamingPolicy(vad or VoiceActivity(always_speech))
     return LiveSession(
-        decoder, policy, scheduler, send, language="en", max_seconds=max_seconds,
+        decoder, policy, scheduler, emit, config=SessionConfig(language="en"), max_seconds=max_seconds,
         decode_timeout=0.3, vad_executor=vad_executor,
     )  # fmt: skip
 

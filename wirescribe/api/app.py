@@ -27,7 +27,7 @@ from wirescribe.api.exposure import warn_when_exposed
 from wirescribe.api.hosts import HostGate, HostPolicy
 from wirescribe.api.lifecycle import ShutdownHook, drain, make_fork_safe
 from wirescribe.api.metrics import CONTENT_TYPE, Metrics
-from wirescribe.api.state import AppState, FileTurns
+from wirescribe.api.state import AppState, FileTurns, default_node
 from wirescribe.asr.model import ModelLoadError, Transcriber
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.decode import ffmpeg_version, find_ffmpeg, use_ffmpeg
@@ -70,7 +70,7 @@ async def _build_state(
         vad_probability=probability,
         metrics=metrics,
         file_turns=FileTurns(settings.files.max_jobs),
-        **({"node": node} if node else {}),
+        node=node or default_node(),
     )
 
 

@@ -58,6 +58,13 @@ class Metrics:
             registry=r,
         )
         self.model_call_failures = Counter("stt_model_call_failures", "Model calls that raised", registry=r)
+        self.early_commit_words = Counter(
+            "stt_early_commit_words",
+            "Words committed before their utterance ended that the closing pass re-read, by whether"
+            " it heard them the same (they stay committed either way)",
+            ["closing_pass"],
+            registry=r,
+        )  # closing_pass: agreed or disagreed
         self.queue_wait_seconds = Histogram(
             "stt_scheduler_wait_seconds",
             "Time a model call waited in the scheduler's queue",
@@ -86,6 +93,11 @@ class Metrics:
         self.queue_wait_seconds.observe(timing.waited)
         if timing.failed:
             self.model_call_failures.inc()
+
+    def count_early_commits(self, words: int, disagreed: int) -> None:
+        """A session's words committed early, and how many its closing passes heard otherwise."""
+        self.early_commit_words.labels("agreed").inc(words - disagreed)
+        self.early_commit_words.labels("disagreed").inc(disagreed)
 
     def count_error(self, code: str) -> None:
         """One error reported to a client (``code``: the protocol's error codes)."""

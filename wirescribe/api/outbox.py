@@ -38,18 +38,30 @@ class Outbox:
         send_timeout: float = 0.0,
         session_id: str = "-",
         on_error: Callable[[str], None] | None = None,
+        render_error: Callable[[ProtocolError], dict[str, Any]] | None = None,
     ) -> None:
-        """``on_error(code)`` is called for every ``error`` message sent (the metrics' count)."""
+        """``on_error(code)`` is called for every error sent (the metrics' count);
+        ``render_error`` shapes an error for the client's protocol (default: the native one)."""
         self._ws = websocket
         self._on_error = on_error
+        self._render_error = render_error or ProtocolError.to_message
         self._timeout = send_timeout or None
         self._lock = asyncio.Lock()
         self._closed = False
         self.session_id = session_id
 
+    async def report(self, error: ProtocolError) -> None:
+        """Send ``error`` in the client's protocol; the session goes on (see :meth:`fail`)."""
+        if self._on_error is not None:
+            self._on_error(error.code)
+        await self._send_timed(self._render_error(error))
+
     async def send(self, message: dict[str, Any]) -> None:
         if message.get("type") == "error" and self._on_error is not None:
             self._on_error(str(message.get("code")))
+        await self._send_timed(message)
+
+    async def _send_timed(self, message: dict[str, Any]) -> None:
         try:
             await asyncio.wait_for(self._send(message), self._timeout)
         except asyncio.TimeoutError as e:
@@ -87,7 +99,7 @@ class Outbox:
     async def fail(self, error: ProtocolError) -> None:
         """Tell the client what went wrong, then close with the error's code."""
         with contextlib.suppress(WebSocketDisconnect):
-            await self.send(error.to_message())
+            await self.report(error)
         await self.close(error.close or protocol.INTERNAL, error.code)
 
 

@@ -1,19 +1,28 @@
-"""Wire protocol version 1 of ``/ws/transcribe``: parameters, messages, errors and close codes.
+"""Wire protocol of ``/ws/transcribe`` (version 1.1): parameters, messages, errors, close codes.
 
-Pure: builds and checks plain dicts; the server sends them. See ``docs/protocol.md``.
+Pure: builds and checks plain dicts; the server sends them. See ``docs/protocol.md``. The 1.1
+additions (events, words, keyterms, prompt, endpointing, ``configure``/``finalize``/
+``keepalive``) are opt-in: a version-1 client that sends none of them gets exactly the
+version-1 message types.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
+from wirescribe.api import session_options
+from wirescribe.api.session_options import OptionError
+from wirescribe.asr.types import Word
 from wirescribe.audio.decode import RAW_FORMATS
-from wirescribe.streaming.policy import FinalTranscript, Update
+from wirescribe.streaming.events import SessionConfig, SpeechStarted, UtteranceEnded
+from wirescribe.streaming.policy import FinalTranscript
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 1.1
+CONTROL_TYPES = ("eof", "finalize", "keepalive", "configure")
+CONFIGURABLE = ("keyterms", "prompt", "language", "endpointing")
 FORMATS = ("auto", *RAW_FORMATS)
 MIN_RATE, MAX_RATE = 8000, 48000
 
@@ -56,6 +65,13 @@ class SessionParams:
     format: str = "auto"
     sample_rate: int = 16000
     language: str | None = None
+    events: bool = False  # speech_started / utterance_end
+    words: bool = False  # words in transcript and final segments
+    config: SessionConfig = field(default_factory=SessionConfig)  # language set from ``language``
+
+    def __post_init__(self) -> None:
+        if self.config.language != self.language:
+            object.__setattr__(self, "config", replace(self.config, language=self.language))
 
 
 def parse_params(
@@ -75,13 +91,25 @@ def parse_params(
     if not MIN_RATE <= rate <= MAX_RATE:
         raise ProtocolError("bad_request", f"sample_rate must be {MIN_RATE}-{MAX_RATE}, not {rate}")
     language = query.get("language") or default_language
-    if language is not None and language not in languages:
-        shown = ", ".join(list(languages)[:12]) + (", …" if len(languages) > 12 else "")
-        raise ProtocolError("bad_request", f"language {language!r} is not supported by this model ({shown})")
-    return SessionParams(fmt, rate, language)
+    try:
+        if language is not None:
+            session_options.language(language, languages)
+        events = session_options.flag("events", query.get("events", "false"))
+        words = session_options.flag("words", query.get("words", "false"))
+        config = SessionConfig(
+            language=language,
+            keyterms=session_options.keyterms_from_query(query.get("keyterms", "")),
+            prompt=session_options.prompt(query.get("prompt", "")),
+            endpointing_ms=session_options.endpointing(
+                query.get("endpointing", str(SessionConfig.endpointing_ms))
+            ),
+        )
+    except OptionError as e:
+        raise ProtocolError("bad_request", str(e)) from e
+    return SessionParams(fmt, rate, language, events, words, config)
 
 
-def ready_message(session_id: str, model: str, params: SessionParams) -> dict[str, Any]:
+def ready_message(session_id: str, model: str, params: SessionParams, node: str = "") -> dict[str, Any]:
     return {
         "type": "ready",
         "protocol": PROTOCOL_VERSION,
@@ -89,27 +117,86 @@ def ready_message(session_id: str, model: str, params: SessionParams) -> dict[st
         "model": model,
         "language": params.language,
         "sample_rate": params.sample_rate,
+        "node": node,
     }
 
 
-def transcript_message(update: Update) -> dict[str, Any]:
-    return {
+class Transcribed(Protocol):
+    """What a ``transcript`` message shows: a policy ``Update`` or a ``TranscriptChanged``."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def committed(self) -> str: ...
+    @property
+    def tentative(self) -> str: ...
+    @property
+    def audio_seconds(self) -> float: ...
+
+
+def transcript_message(update: Transcribed, words: Sequence[Word] | None = None) -> dict[str, Any]:
+    """``words``: the words this message appends to ``committed`` (None: the client did not ask
+    for words, and the message has no ``words`` field)."""
+    msg: dict[str, Any] = {
         "type": "transcript",
         "text": update.text,
         "committed": update.committed,
         "tentative": update.tentative,
         "audio_seconds": round(update.audio_seconds, 3),
     }
+    if words is not None:
+        msg["words"] = word_list(words)
+    return msg
 
 
-def final_message(final: FinalTranscript) -> dict[str, Any]:
+def word_list(words: Sequence[Word]) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": round(w.start, 3),
+            "end": round(w.end, 3),
+            "text": w.text,
+            "confidence": round(w.probability, 3),
+        }
+        for w in words
+    ]
+
+
+def final_message(final: FinalTranscript, words: bool = False) -> dict[str, Any]:
+    segments = []
+    for s in final.segments:
+        segment: dict[str, Any] = {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text}
+        if words:
+            segment["words"] = word_list(s.words)
+        segments.append(segment)
     return {
         "type": "final",
         "text": final.text,
-        "segments": [
-            {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in final.segments
-        ],
+        "segments": segments,
         "audio_seconds": round(final.audio_seconds, 3),
+    }
+
+
+def speech_started_message(event: SpeechStarted) -> dict[str, Any]:
+    return {"type": "speech_started", "at": event.at}
+
+
+def utterance_end_message(event: UtteranceEnded) -> dict[str, Any]:
+    return {
+        "type": "utterance_end",
+        "start": event.start,
+        "end": event.end,
+        "text": event.text,
+        "words": word_list(event.words),
+    }
+
+
+def configured_message(config: SessionConfig) -> dict[str, Any]:
+    return {
+        "type": "configured",
+        "language": config.language,
+        "keyterms": list(config.keyterms),
+        "prompt": config.prompt,
+        "endpointing": config.endpointing_ms,
     }
 
 
@@ -117,15 +204,53 @@ def error_message(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def parse_control(text: str) -> str:
-    """The ``type`` of a client text frame; :class:`ProtocolError` ``bad_message`` otherwise."""
+@dataclass(frozen=True)
+class Control:
+    """A client's text frame: ``kind`` is one of :data:`CONTROL_TYPES`; ``config`` the settings a
+    ``configure`` asks for (the current ones with its changes applied)."""
+
+    kind: str
+    config: SessionConfig | None = None
+
+
+def parse_control(text: str, current: SessionConfig | None = None, languages: Sequence[str] = ()) -> Control:
+    """A client text frame; :class:`ProtocolError` ``bad_message`` for anything not understood
+    (a bad ``configure`` changes nothing: it is checked whole before it applies)."""
     try:
         msg = json.loads(text)
     except (ValueError, RecursionError) as e:
         raise ProtocolError("bad_message", "text frames must be JSON objects") from e
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ProtocolError("bad_message", 'text frames must be JSON objects with a "type"')
-    if msg["type"] != "eof":
-        shown = msg["type"] if len(msg["type"]) <= 40 else msg["type"][:40] + "…"  # no echo of big input
-        raise ProtocolError("bad_message", f"unknown message type {shown!r}")
-    return "eof"
+    kind = msg["type"]
+    if kind not in CONTROL_TYPES:
+        raise ProtocolError("bad_message", f"unknown message type {session_options.shown(kind)}")
+    if kind != "configure":
+        return Control(kind)
+    try:
+        return Control(kind, _configure(msg, current or SessionConfig(), languages))
+    except OptionError as e:
+        raise ProtocolError("bad_message", f"configure: {e}; nothing was changed") from e
+
+
+def _configure(msg: dict[str, Any], current: SessionConfig, languages: Sequence[str]) -> SessionConfig:
+    unknown = [k for k in msg if k != "type" and k not in CONFIGURABLE]
+    if unknown:
+        raise OptionError(
+            f"unknown setting {session_options.shown(str(unknown[0]))} (one of {', '.join(CONFIGURABLE)})"
+        )
+    config = current
+    if "keyterms" in msg:
+        terms = msg["keyterms"]
+        if not isinstance(terms, list):
+            raise OptionError("keyterms must be a JSON list of strings")
+        config = replace(config, keyterms=session_options.keyterms(terms))
+    if "prompt" in msg:
+        config = replace(config, prompt=session_options.prompt(msg["prompt"]))
+    if "language" in msg:
+        config = replace(config, language=session_options.language(msg["language"], languages))
+    if "endpointing" in msg:
+        if isinstance(msg["endpointing"], str):  # JSON has numbers: a string is a client's bug
+            raise OptionError("endpointing must be a number of milliseconds")
+        config = replace(config, endpointing_ms=session_options.endpointing(msg["endpointing"]))
+    return config

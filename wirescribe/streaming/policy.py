@@ -11,18 +11,23 @@ transcriber.
   committed whole, and the buffer is cut there. Long speech without pauses is cut at committed
   segment ends, so the window (and the cost of an update) stays bounded.
 * Silence never reaches the model; words the model puts where there was no speech are dropped.
+* Utterances (``turns.py``): voice activity opens one, the window that a pause, ``finalize`` or
+  the end of input closes commits it; the policy queues the session's events as they happen
+  (:meth:`StreamingPolicy.take_events`). Committed words' times never go backwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from wirescribe.asr.model import Segment, Transcript, Word
 from wirescribe.audio.buffer import GrowableBuffer
 from wirescribe.audio.vad import Scored, VoiceActivity
+from wirescribe.streaming.events import Event
 from wirescribe.streaming.hallucinations import is_hallucination, normalize, phrase
+from wirescribe.streaming.turns import CLOSING_REASONS, Turns
 
 SR = 16000
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
@@ -49,6 +54,13 @@ class Window:
     start: int  # absolute sample index of audio[0]
     prompt: str
     final: bool  # commit everything it yields (pause or end of stream)
+    reason: str = ""  # why a final window is final: "pause", "finalize", "eof" or "length"
+
+    @property
+    def closes_utterance(self) -> bool:
+        """The window ends an utterance (not only a window grown too long): the one pass whose
+        words are committed whole, worth the stronger decode."""
+        return self.reason in CLOSING_REASONS
 
     @property
     def end(self) -> int:
@@ -101,8 +113,11 @@ class StreamingPolicy:
         self._utterance_starts: set[int] = {0}  # indices into _committed that begin utterances
         self._utterance_over = False  # a pause ended the last utterance: next commit starts one
         self._hypothesis: list[Word] = []  # previous hypothesis, after the committed words
-        self._hypothesis_end = 0.0  # end (seconds) of the window that produced _hypothesis
+        self._hypothesis_end = 0.0  # end (seconds) of the speech in the window of _hypothesis
         self._tentative: list[Word] = []
+        self._turns = Turns(vad)
+        self.early_words = 0  # words committed by agreement that a closing pass re-read
+        self.early_disagreed = 0  # ... and heard differently (or not at all)
 
     # -- audio in ---------------------------------------------------------------------------
 
@@ -125,6 +140,20 @@ class StreamingPolicy:
         return self.total_samples / SR
 
     @property
+    def pause(self) -> float:
+        """Seconds of silence that end an utterance (the session's endpointing)."""
+        return self._opts.pause
+
+    @pause.setter
+    def pause(self, seconds: float) -> None:
+        self._opts = replace(self._opts, pause=seconds)
+
+    def take_events(self) -> list[Event]:
+        """What happened since the last call, in order: speech started, transcript changed,
+        utterance ended (see :mod:`wirescribe.streaming.events`)."""
+        return self._turns.take()
+
+    @property
     def window_seconds(self) -> float:
         return len(self._audio) / SR
 
@@ -139,13 +168,15 @@ class StreamingPolicy:
             self._vad.push(block)
         else:
             self._vad.accept(scored)
+        self._turns.heard(self.total_samples, len(self._committed), len(self._committed_text))
 
     # -- what to transcribe -----------------------------------------------------------------
 
-    def pending_window(self, *, final: bool = False) -> Window | None:
+    def pending_window(self, *, final: bool = False, reason: str = "eof") -> Window | None:
         """The next window for the model, or None when there is nothing worth transcribing.
 
-        With ``final=True`` (end of stream) all remaining audio is returned, to be committed.
+        With ``final=True`` (``reason``: "eof" at the end of stream, "finalize" when the client
+        asks) all remaining audio is returned, to be committed, and the utterance ends.
         """
         total = self.total_samples
         no_new_speech = not self._vad.has_speech(self._last_window_end, total, min_speech=0)
@@ -154,6 +185,8 @@ class StreamingPolicy:
             self._commit(self._hypothesis)
             self._commit_sample = total
             self._hypothesis, self._tentative = [], []
+            self._changed()
+            self.end_utterance(reason)
             return None
         if not final and total - self._last_window_end < self._opts.min_new_audio * SR:
             return None
@@ -163,29 +196,62 @@ class StreamingPolicy:
         if bounds is None:
             # No new speech: the model is not called. Committed audio stays as acoustic context
             # for the next utterance, unless the silence after it grows long.
-            self._hypothesis, self._tentative = [], []
+            if self._tentative:
+                self._hypothesis, self._tentative = [], []
+                self._changed()
+            self._hypothesis = []
             if total - fresh > self._opts.max_gap * SR:
                 self._cut(max(self._buf_start, total - lead_in))
+            self._end_quiet_utterance(total, reason if final else "")
             return None
         onset, speech_end = bounds
         if onset - fresh > self._opts.max_gap * SR or fresh <= self._buf_start:
             self._cut(max(self._buf_start, onset - lead_in))  # leading silence is not context
         self._last_window_end = total
         if final:
-            return self._window(total, final=True)
+            return self._window(total, reason)
         if total - speech_end >= self._opts.pause * SR:  # the utterance is over
-            return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), final=True)
+            return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), "pause")
         if total - self._buf_start >= self._opts.max_window * SR:
-            return self._window(total, final=True)
-        return self._window(total, final=False)
+            return self._window(total, "length")
+        return self._window(total, "")
 
-    def _window(self, end: int, *, final: bool) -> Window:
-        audio = self._audio.view(self._buf_start, end)
-        return Window(audio=audio, start=self._buf_start, prompt=self._prompt(), final=final)
+    def _window(self, end: int, reason: str) -> Window:
+        start = self._buf_start
+        if reason in CLOSING_REASONS and self._turns.is_open:
+            # The closing pass hears its utterance alone, as an offline pass over it would: the
+            # audio kept before it as context for the live updates is in the prompt as text.
+            # (Whisper decoding without timestamps also tends to stop at the pause between
+            # that context and the utterance.)
+            start = min(max(start, int((self._turns.onset - self._opts.lead_in) * SR)), end - 1)
+        audio = self._audio.view(start, end)
+        return Window(audio, start, self._prompt(start), final=bool(reason), reason=reason)
 
-    def _prompt(self) -> str:
+    def _end_quiet_utterance(self, total: int, final_reason: str) -> None:
+        """With no speech left to transcribe, an open utterance ends at the end of input or
+        ``finalize``, or once its speech is ``pause`` seconds behind: its words were all
+        committed by agreement already, so no closing window comes."""
+        if final_reason:
+            self.end_utterance(final_reason)
+            return
+        end = self._turns.last_speech_end(total)
+        if end is not None and total - end >= self._opts.pause * SR:
+            self.end_utterance("pause")
+
+    def end_utterance(self, reason: str) -> None:
+        """End the open utterance (if any) with what it has committed: after the last window of
+        ``finalize`` or the end of input, when there was nothing left to transcribe."""
+        self._close(reason, self.total_samples)
+
+    def _close(self, reason: str, at: int) -> None:
+        """The open utterance ends: the next words begin a new one (and a new final segment)."""
+        if self._turns.is_open:
+            self._utterance_over = True
+        self._turns.close(reason, at, self._committed_text, self._committed)
+
+    def _prompt(self, start: int) -> str:
         """Committed text that lies before the window (whole words): context for the model."""
-        cut = self._buf_start / SR + 0.05
+        cut = start / SR + 0.05
         words: list[Word] = []
         size = 0
         for w in reversed(self._committed):
@@ -208,7 +274,10 @@ class StreamingPolicy:
     def apply(self, window: Window, result: Transcript) -> Update | None:
         """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
         before = (self._committed_text, self._tentative)
-        words, anchored = self._new_words(window, result)
+        heard = self._hypothesis_words(window, result)
+        if window.closes_utterance:
+            self._check_early_commits(window, heard)
+        words, anchored = _after_committed(self._committed[-3:], heard, window.offset)
         if window.final:
             if not anchored and self._hypothesis:
                 # This pass may have skipped words at its start: keep what the last hypothesis
@@ -221,6 +290,9 @@ class StreamingPolicy:
         else:
             # Words near a window's end are unreliable (cut mid-word, no context after them):
             # commit only those both hypotheses agree on and that had settled in the older one.
+            # Nor those at the end of the speech the older window heard: when speech stops, the
+            # utterance's last words are left to its closing pass (the stronger decode), not
+            # committed by two greedy passes agreeing on the same audio.
             settled = [w for w in self._hypothesis if w.end <= self._hypothesis_end - self._opts.settle]
             # Unanchored hypotheses are trusted again once the window has grown well past its
             # context: better than waiting for a pause that may not come.
@@ -228,13 +300,39 @@ class StreamingPolicy:
             agreed = _common_prefix(settled, words) if trusted else 0
             self._commit(words[:agreed])
             self._hypothesis = self._tentative = words[agreed:]
-            self._hypothesis_end = window.end / SR
+            self._hypothesis_end = min(window.end, self._speech_end(window)) / SR
             if agreed:
                 self._commit_sample = max(self._commit_sample, int(words[agreed - 1].end * SR))
         self._trim()
-        if (self._committed_text, self._tentative) == before:
-            return None
-        return self.current()
+        changed = (self._committed_text, self._tentative) != before
+        if changed:
+            self._changed()
+        if window.closes_utterance:
+            self._close(window.reason, window.end)
+        return self.current() if changed else None
+
+    def _changed(self) -> None:
+        now = self.current()
+        self._turns.changed(now.committed, now.tentative, now.audio_seconds, self._committed)
+
+    def _speech_end(self, window: Window) -> int:
+        """The end of the last speech in ``window`` (its end when none is known)."""
+        bounds = self._vad.speech_bounds(window.start, window.end, min_speech=0)
+        return bounds[1] if bounds is not None else window.end
+
+    def _check_early_commits(self, window: Window, heard: list[Word]) -> None:
+        """Count the words of this utterance committed early (by agreement) that the closing
+        pass re-read, and how many of them it heard differently: how often committing early
+        costs accuracy. They stay committed either way (committed text never changes)."""
+        first = self._turns.open_words_from
+        if first is None:
+            return
+        early = [w for w in self._committed[first:] if w.start >= window.offset]
+        for w in early:
+            key = normalize(w.text)
+            same = any(normalize(h.text) == key and abs(h.start - w.start) <= 0.5 for h in heard)
+            self.early_words += 1
+            self.early_disagreed += not same
 
     def current(self) -> Update:
         tentative = self._join(self._tentative, after=self._committed_text)
@@ -242,8 +340,8 @@ class StreamingPolicy:
             tentative = tentative.lstrip()
         return Update(self._committed_text, tentative, self.audio_seconds)
 
-    def _new_words(self, window: Window, result: Transcript) -> tuple[list[Word], bool]:
-        """The hypothesis as absolute-time words after the committed ones, hallucinations out."""
+    def _hypothesis_words(self, window: Window, result: Transcript) -> list[Word]:
+        """The hypothesis as absolute-time words, hallucinations and words in silence out."""
         words: list[Word] = []
         previous = ""
         for seg in result.segments:
@@ -255,7 +353,7 @@ class StreamingPolicy:
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
-        return _after_committed(self._committed[-3:], words, window.offset)
+        return words
 
     def _heard(self, window: Window, seg: Segment) -> bool:
         """Was there speech where the model put this segment? A sentence placed in a pause is
@@ -272,12 +370,29 @@ class StreamingPolicy:
     def _commit(self, words: list[Word]) -> None:
         if not words:
             return
+        self._turns.committed(words[0], len(self._committed), len(self._committed_text))
+        words = self._monotonic(words, self._turns.onset)
         if self._utterance_over:
             self._utterance_starts.add(len(self._committed))
             self._utterance_over = False
         self._committed_text += self._join(words, after=self._committed_text)
         self._committed_text = self._committed_text.lstrip()
         self._committed.extend(words)
+
+    def _monotonic(self, words: list[Word], onset: float) -> list[Word]:
+        """``words`` with times that follow the committed words', start no earlier than their
+        utterance's speech (``onset``) and lie inside the audio: two windows' alignments may
+        overlap a word by some milliseconds, and the alignment stretches the first word after a
+        silence back into it."""
+        last = max(self._committed[-1].end if self._committed else 0.0, onset)
+        limit = self.audio_seconds
+        out: list[Word] = []
+        for w in words:
+            end = min(max(w.end, last), limit)
+            start = min(max(w.start, last), end)
+            out.append(w if (start, end) == (w.start, w.end) else replace(w, start=start, end=end))
+            last = end
+        return out
 
     def _trim(self) -> None:
         """Keep at most ``keep_context`` s of committed audio before the uncommitted part: the

@@ -1,9 +1,15 @@
-"""One live session: decoder → policy → scheduler → transcript updates. No socket inside.
+"""One live session: decoder → policy → scheduler → events. No socket, no wire format inside.
 
-The receive side calls :meth:`LiveSession.feed` and :meth:`LiveSession.end_input`; the
-session's own task (:meth:`LiveSession.run`) decodes, asks the scheduler for updates, hands
-``transcript`` messages to ``send``, and returns the final transcript once the input ended
-(``eof``, the duration limit, or shutdown).
+The receive side calls :meth:`LiveSession.feed` and :meth:`LiveSession.end_input` (and
+:meth:`~LiveSession.finalize`, :meth:`~LiveSession.configure`); the session's own task
+(:meth:`LiveSession.run`) decodes, asks the scheduler for updates, hands the policy's events
+(:mod:`wirescribe.streaming.events`) to ``emit`` in order, and returns the final transcript once
+the input ended (``eof``, the duration limit, or shutdown). Each protocol edge turns the events
+into its own messages.
+
+Live updates are cheap (one greedy pass, a short encoder context); the window that closes an
+utterance — whose words are committed whole — gets the strong decode: beam search, Whisper's
+full 30 s context and the temperature fallback (:func:`live_decode_options`).
 
 **The session owns its decoder**: it is handed one at construction and is the only one to
 close it — at the end of :meth:`~LiveSession.run`, or in :meth:`~LiveSession.aclose` /
@@ -11,7 +17,7 @@ close it — at the end of :meth:`~LiveSession.run`, or in :meth:`~LiveSession.a
 opens the decoder and enters the session with nothing awaited in between::
 
     decoder = await open_decoder(fmt, rate)
-    async with LiveSession(decoder, policy, scheduler, send, ...) as session:
+    async with LiveSession(decoder, policy, scheduler, emit, ...) as session:
         ...  # run it, feed it; leaving the block reaps ffmpeg whatever happened
 
 Decoder errors become protocol errors in one place, :mod:`wirescribe.streaming.errors`.
@@ -26,50 +32,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 
 from wirescribe.api.limits import audio_allowance
-from wirescribe.api.protocol import transcript_message
-from wirescribe.asr.model import DecodeOptions
+from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.decode import DecodeError, StreamDecoder
 from wirescribe.audio.vad import Scored, VoiceActivity
 from wirescribe.streaming.errors import DECODER_ERRORS, DecoderStalled, decoder_error
+from wirescribe.streaming.events import Emit, SessionConfig
 from wirescribe.streaming.policy import SR, FinalTranscript, StreamingPolicy, Window
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
 SHORT_WINDOW = 3.5
+CLOSING_BEAM = 5
+CLOSING_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
-def live_decode_options(window: Window, language: str | None, context_seconds: float | None) -> DecodeOptions:
+def live_decode_options(
+    window: Window, language: str | None, context_seconds: float | None, hotwords: str | None = None
+) -> DecodeOptions:
     """Decoding for live windows: one greedy pass, no temperature fallback (a retry costs more than it
     saves here, and the next update re-reads the audio anyway), a short encoder context, and a
-    token budget proportional to the window so a repetition loop cannot stall the session."""
+    token budget proportional to the window so a repetition loop cannot stall the session.
+
+    The window that closes an utterance is committed whole, once: it gets beam search, the full
+    encoder context and the temperature fallback, as an offline pass would. ``hotwords``
+    (keyterms and prompt) go into every window's prefix."""
+    closing = window.closes_utterance
     return DecodeOptions(
         language=language,
         prompt=window.prompt or None,
-        beam_size=1,
-        temperature=(0.0,),
+        hotwords=hotwords,
+        beam_size=CLOSING_BEAM if closing else 1,
+        temperature=CLOSING_TEMPERATURES if closing else (0.0,),
         # Short windows (a session's first seconds, speech after a long pause) get the full
         # context: a short one tends to lose their first word. Later windows hold a few seconds
         # of committed audio, and the short context is as accurate there and ~3x cheaper.
-        context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
-        max_new_tokens=int(16 + 8 * window.seconds),
-        # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
+        context_seconds=None if closing or window.seconds < SHORT_WINDOW else context_seconds,
+        max_new_tokens=int(24 + 10 * window.seconds) if closing else int(16 + 8 * window.seconds),
+        # One decoding pass per live update: with timestamp tokens faster-whisper re-decodes the
         # short tail after the last timestamp, and with word timestamps the tail after the last
         # word (2-3 passes per update, and the tails invent words). Word times come from the
-        # alignment either way.
-        without_timestamps=True,
-        single_pass=True,
+        # alignment either way. The closing pass decodes as an offline pass does, timestamps
+        # and all: without them Whisper tends to stop at a pause inside the window.
+        without_timestamps=not closing,
+        single_pass=not closing,
     )
 
 
@@ -92,9 +104,9 @@ class LiveSession:
         decoder: StreamDecoder,
         policy: StreamingPolicy,
         scheduler: Scheduler,
-        send: Send,
+        emit: Emit,
         *,
-        language: str | None,
+        config: SessionConfig,
         max_seconds: float,
         context_seconds: float | None = None,
         decode_timeout: float = 0.0,
@@ -110,8 +122,11 @@ class LiveSession:
         self._decoder = decoder
         self._policy = policy
         self._scheduler = scheduler
-        self._send = send
-        self._language = language
+        self._emit = emit
+        self._emitting = asyncio.Lock()  # events leave in the order the policy queued them
+        self._config = config
+        self._policy.pause = config.pause
+        self._finalize = False  # a finalize waits for the update loop's next turn
         self._context_seconds = context_seconds
         self._id = session_id
         self._max_samples = int(max_seconds * SR)
@@ -155,6 +170,22 @@ class LiveSession:
         """Audio out of the decoder so far, some of it perhaps still being scored: what the
         edge's rate gate counts, so a fast sender is held back however far scoring lags."""
         return self._decoded_samples / SR
+
+    @property
+    def config(self) -> SessionConfig:
+        """The settings in force (from the next model call on, after :meth:`configure`)."""
+        return self._config
+
+    def configure(self, config: SessionConfig) -> None:
+        """New keyterms, prompt, language or endpointing: from the next window on."""
+        self._config = config
+        self._policy.pause = config.pause
+        self._wake.set()
+
+    def finalize(self) -> None:
+        """Commit everything heard so far, as a pause would; the session goes on."""
+        self._finalize = True
+        self._wake.set()
 
     @property
     def bytes_fed(self) -> int:
@@ -266,6 +297,14 @@ class LiveSession:
         ever from the loop, so a window cut meanwhile sees a consistent state."""
         scored = await score_off_loop(self._policy.vad, block, self._vad_executor)
         self._policy.insert_audio(block, scored)
+        await self._send_events()
+
+    async def _send_events(self) -> None:
+        """Hand the policy's queued events to ``emit``: taken under one lock, so the decoding
+        task (speech started) and the update loop (transcripts, utterance ends) keep their order."""
+        async with self._emitting:
+            for event in self._policy.take_events():
+                await self._emit(event)
 
     async def _update_loop(self, decoding: asyncio.Task[None]) -> None:
         while True:
@@ -276,29 +315,56 @@ class LiveSession:
                 raise decoder_error(stalled)
             if decoding.done():
                 return
-            await self._transcribe_and_send(final=False)  # a turn: nothing to do costs nothing
+            if self._finalize:
+                self._finalize = False
+                await self._catch_up(decoding)
+                await self._transcribe_and_send(final="finalize")
+                continue
+            await self._transcribe_and_send(final="")  # a turn: nothing to do costs nothing
+
+    async def _catch_up(self, decoding: asyncio.Task[None], limit: float = 1.0) -> None:
+        """Wait (up to ``limit`` s) until the audio decoded so far is scored and in the policy, so
+        ``finalize`` commits all of it (audio still inside ffmpeg is not "heard" yet)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while self._policy.total_samples < self._decoded_samples and not decoding.done():
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.01)
 
     async def _flush(self) -> None:
-        await self._transcribe_and_send(final=True)
+        await self._transcribe_and_send(final="eof")
 
-    def _build(self, final: bool) -> tuple[np.ndarray, DecodeOptions, Window] | None:
-        """The window, cut when the model is free for it (not when the turn was queued)."""
-        window = self._policy.pending_window(final=final)
+    def _build(self, final: str) -> tuple[np.ndarray, DecodeOptions, Window] | None:
+        """The window, cut when the model is free for it (not when the turn was queued), with
+        the settings in force then."""
+        window = self._policy.pending_window(final=bool(final), reason=final or "eof")
         if window is None:
             return None
-        return window.audio, live_decode_options(window, self._language, self._context_seconds), window
+        config = self._config
+        options = live_decode_options(window, config.language, self._context_seconds, config.hotwords())
+        return window.audio, options, window
 
-    async def _transcribe_and_send(self, *, final: bool) -> None:
-        done = await self._scheduler.transcribe_latest(lambda: self._build(final))
-        if done is None:
-            return
-        window, result = done
-        update = self._policy.apply(window, result)
+    async def _transcribe_and_send(self, *, final: str) -> None:
+        """One turn: ``final`` "" for a live update, "finalize" or "eof" to commit everything."""
+        try:
+            done = await self._scheduler.transcribe_latest(lambda: self._build(final))
+            if done is None:
+                if final:
+                    self._policy.end_utterance(final)
+                return
+            window, result = done
+            self._apply(window, result)
+            if final:
+                self._policy.end_utterance(final)
+        finally:
+            await self._send_events()
+
+    def _apply(self, window: Window, result: Transcript) -> None:
+        self._policy.apply(window, result)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "session %s: window %.2f-%.2f%s heard %r; committed …%r tentative %r",
                 self._id, window.offset, window.end / SR, " final" if window.final else "",
                 result.text, self._policy.current().committed[-40:], self._policy.current().tentative,
             )  # fmt: skip
-        if update is not None:
-            await self._send(transcript_message(update))
