@@ -135,7 +135,8 @@ def test_configure_mid_stream_changes_keyterms_from_the_next_window(live_server:
     assert terms_right(terms, ends[1]["text"]) == len(terms), ends[1]["text"]
     # The same speech without the keyterms: the names are wrong.
     plain = asyncio.run(stream(live_server.ws + "?format=pcm16", pcm16_slices(after, 0.1), interval=0.1))
-    assert plain.final is not None and terms_right(terms, plain.final["text"]) == 0, plain.final["text"]
+    assert plain.final is not None
+    assert terms_right(terms, plain.final["text"]) == 0, plain.final["text"]
     assert word_error_rate(text, ends[1]["text"]) < word_error_rate(text, plain.final["text"])
 
 
