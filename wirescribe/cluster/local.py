@@ -65,6 +65,7 @@ def _node_args(spec: NodeSpec) -> list[str]:
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **PROXY_ROUTING,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     with log.open("ab") as out:
@@ -131,20 +132,21 @@ def address_of(port: int) -> str:
         raise LocalClusterError(f"no local cluster for port {port} ({path})") from e
 
 
-def stop(port: int, grace: float = 30) -> int:
-    """End the node processes this module started for ``port`` (SIGTERM, then SIGKILL after
-    ``grace`` seconds); returns how many were running."""
+def stop(port: int, grace: float = 45) -> int:
+    """End the nodes this module started for ``port``: SIGTERM to each ``ray start --block``
+    (Ray drains the node, then stops its raylet and workers), SIGKILL to what is left of its
+    process group after ``grace`` seconds; returns how many nodes were running."""
     directory = run_dir(port)
     try:
         pids = [int(p) for p in json.loads((directory / "cluster.json").read_text())["pids"]]
     except (OSError, ValueError, KeyError):
         return 0
-    running = [p for p in pids if _signal_group(p, signal.SIGTERM)]
+    running = [p for p in reversed(pids) if _signal(p, signal.SIGTERM)]  # workers first, head last
     deadline = time.monotonic() + grace
     while any(_alive(p) for p in running) and time.monotonic() < deadline:
         time.sleep(0.2)  # polling: each node shuts its raylet and workers down
     for pid in running:
-        _signal_group(pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL)  # anything left behind
     (directory / "cluster.json").unlink(missing_ok=True)
     return len(running)
 
@@ -164,6 +166,14 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _signal_group(pid: int, sig: int) -> bool:
