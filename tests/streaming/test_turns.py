@@ -116,3 +116,38 @@ def test_the_closing_pass_counts_early_words_it_hears_otherwise() -> None:
     assert policy.early_words > 0
     assert policy.early_disagreed >= 1
     assert "changed" not in run.final.text  # committed text never changes
+
+
+def test_the_closing_pass_runs_before_the_pause_is_complete_and_commits_when_it_is() -> None:
+    """With 0.8 s endpointing the closing window is cut 0.3 s early; nothing commits until the
+    pause is complete, then the utterance ends at once, with no other model call in between."""
+    script = make_script(1, seed=17, words=(8, 8))
+    end = script[-1].end
+    run = stream(render(script, tail=2.0), FakeModel(script), block=0.05)
+    closing = [w for w in run.model.windows if w.reason == "pause"]
+    assert len(closing) == 1
+    cut_at = closing[0].end / 16000
+    assert cut_at <= end + 0.3  # speech end + tail pad: the window was cut early
+    after = [w for w in run.model.windows if w.start / 16000 <= end and w.end / 16000 > cut_at + 0.05]
+    assert after == [], "a model call after the closing pass"
+    ends = check_events(run)
+    assert ends[0].reason == "pause" and ends[0].text.split() == [w.text for w in script]
+
+
+def test_speech_that_resumes_during_the_early_pass_goes_on_as_one_utterance() -> None:
+    """A gap of 0.6 s: long enough to start the closing pass, too short to end the utterance."""
+    script = make_script(2, seed=18, words=(6, 6), pause_after=lambda s: 0.6)
+    run = stream(render(script, tail=0.3), FakeModel(script), block=0.05)
+    assert any(w.reason == "pause" for w in run.model.windows)  # the early pass ran
+    ends = check_events(run)
+    assert len(ends) == 1 and ends[0].reason == "eof"
+    assert run.final.text.split() == [w.text for w in script]
+
+
+def test_silence_after_speech_costs_no_refreshes() -> None:
+    """Once the speech stops, tentative refreshes stop too: only the closing pass runs."""
+    script = make_script(1, seed=19, words=(8, 8))
+    run = stream(render(script, tail=5.0), FakeModel(script), block=0.1)
+    late = [w for w in run.model.windows if w.end / 16000 > script[-1].end + 0.3]
+    assert late == []  # the closing window ends at the speech's end plus its tail pad
+    assert [w.reason for w in run.model.windows if w.final] == ["pause"]

@@ -149,6 +149,8 @@ def stream(
     n = int(block * SR)
     for i, k in enumerate(range(0, len(audio), n)):
         policy.insert_audio(audio[k : k + n])
+        if (update := policy.poll()) is not None:  # as the session does after every block
+            updates.append(update)
         events.extend(policy.take_events())
         if pending and policy.audio_seconds >= pending[0]:
             pending.pop(0)

@@ -44,6 +44,9 @@ class StreamingOptions:
     keep_context: float = 4.0  # committed audio kept before the uncommitted part, as context
     max_gap: float = 3.0  # silence longer than this drops committed audio kept as context
     settle: float = 0.3  # a word commits only once it ended this long before its window's end
+    # The closing pass starts this long before the pause is complete; its words are held, and
+    # commit (and the utterance ends) the moment the pause is: its decode time is hidden.
+    early_close: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ class Window:
     @property
     def seconds(self) -> float:
         return len(self.audio) / SR
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the session's next turn holds, read without cutting a window (:meth:`StreamingPolicy.pending`):
+    what the scheduler orders the sessions' turns by."""
+
+    closes: bool  # the next window would end an utterance (a pause): it commits whole
+    speech_from: int | None  # first sample of the speech not committed yet (None: none waits)
+    new_speech: bool  # speech was heard after the last window's end
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,7 @@ class StreamingPolicy:
         self._hypothesis_end = 0.0  # end (seconds) of the speech in the window of _hypothesis
         self._tentative: list[Word] = []
         self._turns = Turns(vad)
+        self._held: tuple[Window, Transcript] | None = None  # a closing pass awaiting its pause
         self.early_words = 0  # words committed by agreement that a closing pass re-read
         self.early_disagreed = 0  # ... and heard differently (or not at all)
 
@@ -178,8 +192,15 @@ class StreamingPolicy:
         With ``final=True`` (``reason``: "eof" at the end of stream, "finalize" when the client
         asks) all remaining audio is returned, to be committed, and the utterance ends.
         """
+        self.poll()
         total = self.total_samples
         no_new_speech = not self._vad.has_speech(self._last_window_end, total, min_speech=0)
+        if final and self._held is not None and no_new_speech:
+            window, result = self._held  # the closing pass covered all the speech: commit it
+            self._held = None
+            self._apply_now(window, result, reason)
+            self.end_utterance(reason)
+            return None
         if final and self._hypothesis and no_new_speech:
             # The last hypothesis already covered all the speech: commit it without a model call.
             self._commit(self._hypothesis)
@@ -207,14 +228,54 @@ class StreamingPolicy:
         onset, speech_end = bounds
         if onset - fresh > self._opts.max_gap * SR or fresh <= self._buf_start:
             self._cut(max(self._buf_start, onset - lead_in))  # leading silence is not context
-        self._last_window_end = total
         if final:
+            self._held = None  # the window below covers all it did, and what came since
+            self._last_window_end = total
             return self._window(total, reason)
-        if total - speech_end >= self._opts.pause * SR:  # the utterance is over
+        new_speech = not no_new_speech
+        if self._held is not None:
+            if not new_speech:
+                return None  # the closing pass is done; poll() commits it once the pause is
+            self._held = None  # speech went on: that pass was only a better tentative
+        silence = total - speech_end
+        if silence >= (self._opts.pause - self._opts.early_close) * SR:  # the utterance is ending
+            self._last_window_end = total
             return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), "pause")
+        if not new_speech and self._hypothesis:
+            return None  # silence after the last window: its hypothesis holds, nothing to refresh
+        self._last_window_end = total
         if total - self._buf_start >= self._opts.max_window * SR:
             return self._window(total, "length")
         return self._window(total, "")
+
+    def poll(self) -> Update | None:
+        """Commit a held closing pass once its pause is complete (no model call): the session
+        calls it whenever audio arrives; :meth:`pending_window` does too. The update, if the
+        text changed."""
+        if self._held is None:
+            return None
+        window, result = self._held
+        total = self.total_samples
+        if self._vad.has_speech(window.end, total, min_speech=0):
+            return None  # speech went on: pending_window drops the held pass
+        if total - self._speech_end(window) < self._opts.pause * SR:
+            return None
+        self._held = None
+        return self._apply_now(window, result)
+
+    def pending(self) -> Pending:
+        """What :meth:`pending_window` (not final) would do now, without doing it: read-only."""
+        total = self.total_samples
+        fresh = max(self._buf_start, self._commit_sample)
+        due = total - self._last_window_end >= self._opts.min_new_audio * SR
+        new = self._vad.has_speech(self._last_window_end, total, min_speech=0)
+        bounds = self._vad.speech_bounds(fresh, total)
+        if bounds is None:  # a quiet utterance ends once its speech is a pause behind
+            end = self._turns.last_speech_end(total)
+            quiet_end = end is not None and total - end >= self._opts.pause * SR
+            return Pending(due and quiet_end, None, new)
+        closing = total - bounds[1] >= (self._opts.pause - self._opts.early_close) * SR
+        return Pending(due and closing and (self._held is None or new), bounds[0], new)
 
     def _window(self, end: int, reason: str) -> Window:
         start = self._buf_start
@@ -222,7 +283,7 @@ class StreamingPolicy:
             # The closing pass hears its utterance alone, as an offline pass over it would: the
             # audio kept before it as context for the live updates is in the prompt as text.
             # (Whisper decoding without timestamps also tends to stop at the pause between
-            # that context and the utterance.)
+            # that context and the utterance: a finalize's window then lost all its speech.)
             start = min(max(start, int((self._turns.onset - self._opts.lead_in) * SR)), end - 1)
         audio = self._audio.view(start, end)
         return Window(audio, start, self._prompt(start), final=bool(reason), reason=reason)
@@ -272,7 +333,36 @@ class StreamingPolicy:
     # -- results in -------------------------------------------------------------------------
 
     def apply(self, window: Window, result: Transcript) -> Update | None:
-        """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
+        """Fold the model's result for ``window`` in; an :class:`Update` if the text changed.
+
+        A closing pass that ran before its pause was complete (``early_close``) is held: its
+        words show as the tentative text, and :meth:`poll` commits them when the pause is
+        complete; speech that goes on makes it an ordinary tentative update."""
+        if window.reason == "pause":
+            total = self.total_samples
+            if self._vad.has_speech(window.end, total, min_speech=0):
+                window = replace(window, final=False, reason="")  # the utterance went on
+            elif total - self._speech_end(window) < self._opts.pause * SR:
+                self._held = (window, result)
+                return self._show(window, result)
+        return self._apply_now(window, result)
+
+    def _show(self, window: Window, result: Transcript) -> Update | None:
+        """The held closing pass's words as the tentative text (nothing commits)."""
+        before = self._tentative
+        heard = self._hypothesis_words(window, result)
+        words, _ = _after_committed(self._committed[-3:], heard, window.offset)
+        self._tentative = words
+        if self._tentative == before:
+            return None
+        self._changed()
+        return self.current()
+
+    def _apply_now(self, window: Window, result: Transcript, reason: str = "") -> Update | None:
+        """Fold the result in now (a closing window commits whole and ends its utterance, with
+        ``reason`` if given: a held pass committed at the end of input)."""
+        if reason:
+            window = replace(window, reason=reason)
         before = (self._committed_text, self._tentative)
         heard = self._hypothesis_words(window, result)
         if window.closes_utterance:
