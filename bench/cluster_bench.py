@@ -105,6 +105,31 @@ def level_figures(n: int, sessions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+ROLES = {
+    "ingress": "ServeReplica:wirescribe:Ingress",
+    "model": "ServeReplica:wirescribe-model:WhisperModel",
+    "proxy": "ProxyActor",
+}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the cluster's processes, by role (ffmpeg children of the
+    ingress replicas are counted when reaped, in their parent's cutime), read from /proc."""
+    used: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        for role, marker in ROLES.items():
+            if marker in cmdline:
+                ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+                used[role] = used.get(role, 0.0) + ticks / tick
+    return used
+
+
 def ledgers(app: str, want: int) -> list[dict[str, Any]]:
     from ray import serve
 
@@ -180,10 +205,16 @@ def run_cluster(
         asyncio.run(stream(url, chunks[:20], interval=None, timeout=120))  # warm up
         for n in levels:
             before = ledgers(plan.model_app_name, plan.model_replicas)
+            cpu_before, began = cpu_seconds(), time.perf_counter()
             results = asyncio.run(run_level(url, chunks, n, slice_s))
+            cpu_after, wall = cpu_seconds(), time.perf_counter() - began
             after = ledgers(plan.model_app_name, plan.model_replicas)
             figures = level_figures(n, [session_figures(r, truth, ref, slice_s) for r in results])
-            out.append({**figures, "batches": batch_delta(before, after)})
+            stream_seconds = n * len(chunks) * slice_s
+            cpu = {k: (cpu_after.get(k, 0) - cpu_before.get(k, 0)) for k in ROLES}
+            per_stream = {k: v / stream_seconds for k, v in cpu.items()}  # cores per live stream
+            out.append({**figures, "batches": batch_delta(before, after), "cpu_seconds": cpu,
+                        "wall_seconds": wall, "cores_per_stream": per_stream})  # fmt: skip
             print(f"cluster, {n} stream(s): {out[-1]['commit_latency']} {out[-1]['batches']}", flush=True)
         entry.undeploy(plan)
     finally:
@@ -213,6 +244,10 @@ def print_report(data: dict[str, Any]) -> None:
     ]  # fmt: skip
     print(md_table(["streams", "model calls", "windows per call", "calls by batch size",
                     "mixed-node batches", "ingress nodes used"], batch_rows))  # fmt: skip
+    print()
+    cpu_rows = [[lv["streams"], *(lv["cores_per_stream"][k] for k in ROLES)] for lv in data["cluster"]]
+    print("CPU cores used per live stream (CPU seconds / stream seconds), by process role:")
+    print(md_table(["streams", *ROLES], [[r[0], *(f"{x:.3f}" for x in r[1:])] for r in cpu_rows]))
 
 
 def main(argv: list[str] | None = None) -> int:

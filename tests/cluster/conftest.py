@@ -47,6 +47,7 @@ def cluster_settings(port: int, **extra: str) -> Settings:
             "STT_SERVE_INGRESS_CPUS": "0.5",
             "STT_SERVE_MODEL_CPUS": "0.5",
             "STT_SERVE_CALL_TIMEOUT": "30",
+            "STT_SERVE_BATCH_WAIT_MS": "30",  # windows of sessions a moment apart share a call
             **extra,
         }
     )

@@ -264,3 +264,18 @@ def test_a_redeploy_mid_session_still_delivers_final(
     again = asyncio.run(stream(serve_cluster.ws, webm_slices(first), timeout=60))
     final = assert_finished(again)
     assert word_error_rate(first_reference, final["text"]) <= 0.2, final["text"]
+
+
+def test_no_proxy_timeout_and_serve_limits_above_the_apps(serve_cluster: ServeCluster) -> None:
+    """A live session is one long request: Serve's proxies must not time it out, Serve's own
+    per-replica limit must sit above the app's cap (or Serve would queue instead of ``busy``),
+    and its graceful timeout must outlast a whole session."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    assert client is not None
+    assert client.http_config.request_timeout_s is None
+    details = client.get_serve_details()
+    config = details["applications"]["wirescribe"]["deployments"]["Ingress"]["deployment_config"]
+    assert config["max_ongoing_requests"] > SESSIONS_PER_INGRESS
+    assert config["graceful_shutdown_timeout_s"] >= serve_cluster.settings.max_session_wall_seconds
