@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DATA = ROOT / "tests" / "data" / "librivox"
+DENSE_GAPS = (0.25, 0.9)  # dense speech: the gaps between utterances (s), as in a meeting or a call
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

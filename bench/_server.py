@@ -77,6 +77,11 @@ class LoggedCall:
     took: float
     audio: float  # window seconds
     context: float | None
+    beam: int = 1  # > 1: a window that closes an utterance (the strong decode); 1: a tentative refresh
+
+    @property
+    def closing(self) -> bool:
+        return self.beam > 1
 
 
 def read_log(log: Path) -> tuple[list[LoggedUpdate], list[LoggedCall]]:
@@ -92,5 +97,5 @@ def read_log(log: Path) -> tuple[list[LoggedUpdate], list[LoggedCall]]:
             updates.append(LoggedUpdate(float(created), m[1], float(m[2]), float(m[3]), bool(m[4])))
         elif name == "bench.compute" and (m := _CALL.match(message)):
             ctx = None if m[4] == "None" else float(m[4])
-            calls.append(LoggedCall(float(m[1]), float(m[2]), float(m[3]), ctx))
+            calls.append(LoggedCall(float(m[1]), float(m[2]), float(m[3]), ctx, int(m[5])))
     return updates, calls

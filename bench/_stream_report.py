@@ -34,6 +34,24 @@ def print_report(data: dict[str, Any]) -> None:
         "lag max (s)", "max gap between updates (s)", "updates/session", "compute/call median (s)",
         "compute/call p90 (s)", "model busy (calls at once)", "server peak RSS (MiB)", "failed",
     ], rows))  # fmt: skip
+    print("\n### Fairness and where the model calls go\n")
+    rows = []
+    for lv in levels:
+        sp = lv.get("session_p90") or {}
+        tc, cc = lv.get("tentative_compute") or {}, lv.get("closing_compute") or {}
+        rows.append([
+            lv["streams"], lv["commit_latency"]["median"], lv["commit_latency"]["p90"], sp.get("median"),
+            lv.get("worst_session_p90"), lv["lag"]["median"], lv["lag"]["p90"], lv["lag"]["max"],
+            lv.get("closing_calls_per_s"), lv.get("tentative_calls_per_s"), cc.get("median"),
+            tc.get("median"),
+            " ".join(f"{x:g}" for x in lv.get("loadavg_before", [])) or None,
+        ])  # fmt: skip
+    print(table([
+        "streams", "commit lat. median (s)", "commit lat. p90 (s)", "sessions' p90, median (s)",
+        "worst session's p90 (s)", "lag median (s)", "lag p90 (s)", "lag max (s)",
+        "closing calls/s", "tentative calls/s", "closing call median (s)", "tentative call median (s)",
+        "load avg before (1/5/15 min)",
+    ], rows))  # fmt: skip
     b = data.get("baseline")
     if not b:
         return

@@ -22,6 +22,12 @@ word ending at audio time T was spoken at T, and its latency is its arrival time
 
     python bench/stream_bench.py                          # full: 1, 2, 4, 8 streams of ~60 s
     python bench/stream_bench.py --seconds 20 --streams 1 --min-sessions 1 --baseline-cap 30  # smoke
+    python bench/stream_bench.py --dense --streams 1,4,8,12,16 --seconds 50 --no-baseline
+
+``--dense``: the utterances follow each other with 0.25-0.9 s gaps (uniform, seeded), as in a
+meeting or a call, instead of 1 s pauses; it also reports each level's worst session (the
+highest p90 of one session's commit latency) and the model calls per second split into
+windows that close an utterance (the strong decode) and tentative refreshes.
 
 Prints markdown tables; writes bench/results/stream_bench.{json,png}.
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -44,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench helpers
 import _server
 from _baseline import LITERAL_OPTIONS, LiteralCall, LiteralRun, simulate_literal
 from _common import (
+    DENSE_GAPS,
     RESULTS,
     SAMPLE_RATE,
     build_speech,
@@ -119,11 +127,13 @@ def session_figures(
     gaps = np.diff([0.0, *streaming]) if streaming else np.array([])
     mine = [u for u in updates if u.session == sid and u.at - s.wall0 <= r.eof_at]
     lags = [min(u.at - s.wall0 + slice_s, duration) - u.end for u in mine]
+    commit_latency = commit_latencies(truth, commits)
     return {
         **out,
         "failed": False,
         "wer": word_error_rate(reference, final["text"]),
-        "commit_latency": commit_latencies(truth, commits),
+        "commit_latency": commit_latency,
+        "commit_latency_p90": stats(commit_latency)["p90"],
         "first_seen_latency": first_seen_latencies(truth, texts),
         "eof_to_final": final_at - r.eof_at,
         "updates": len(msgs),
@@ -141,12 +151,17 @@ def level_figures(
     ok = [s for s in sessions if not s["failed"]]
     mine = [c for c in calls if began <= c.started <= ended]
     pooled = lambda key: [x for s in ok for x in s[key]]  # noqa: E731
+    wall = ended - began
+    closing = [c for c in mine if c.closing]
+    session_p90 = [s["commit_latency_p90"] for s in ok if s["commit_latency_p90"] is not None]
     return {
         "streams": n,
         "failed_sessions": len(sessions) - len(ok),
         "wer_mean": float(np.mean([s["wer"] for s in ok])) if ok else None,
         "wer_max": max((s["wer"] for s in ok), default=None),
         "commit_latency": stats(pooled("commit_latency")),
+        "worst_session_p90": max(session_p90, default=None),
+        "session_p90": stats(session_p90),
         "first_seen_latency": stats(pooled("first_seen_latency")),
         "eof_to_final": stats([s["eof_to_final"] for s in ok]),
         "lag": stats(pooled("lag")),
@@ -155,6 +170,10 @@ def level_figures(
         "compute": stats([c.took for c in mine]) if mine else None,
         "window_seconds": stats([c.audio for c in mine]) if mine else None,
         "model_calls": len(mine),
+        "closing_calls_per_s": len(closing) / wall if mine else None,
+        "tentative_calls_per_s": (len(mine) - len(closing)) / wall if mine else None,
+        "closing_compute": stats([c.took for c in closing]) if closing else None,
+        "tentative_compute": stats([c.took for c in mine if not c.closing]) if mine else None,
         "utilisation": sum(c.took for c in mine) / (ended - began) if mine else None,
         "wall_seconds": ended - began,
         "peak_rss_mib": peak_rss,
@@ -202,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeats", type=int, default=2, help="rounds of the 5 utterances (~30 s each)")
     p.add_argument("--pause", type=float, default=1.0, help="silence after each utterance (s)")
+    p.add_argument(
+        "--dense", action="store_true", help="0.25-0.9 s gaps between utterances instead of --pause"
+    )
     p.add_argument("--slice", type=float, default=0.25, help="WebM slice and send interval (s)")
     p.add_argument("--stagger", type=float, default=0.0, help="delay between session starts (s)")
     p.add_argument(
@@ -223,11 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         "--min-sessions", type=int, default=4, help="repeat a level until it has this many sessions"
     )
     p.add_argument("--timeout", type=float, default=300.0, help="per-session wait for the server (s)")
-    p.add_argument("--name", default="stream_bench", help="file name stem under bench/results/")
+    p.add_argument("--name", default=None, help="file name stem under bench/results/ (default:"
+                   " stream_bench, or stream_bench_dense with --dense)")  # fmt: skip
     args = p.parse_args(argv)  # fmt: skip
     levels = [int(x) for x in args.streams.split(",") if x.strip()]
+    name = args.name or ("stream_bench_dense" if args.dense else "stream_bench")
 
-    speech = build_speech(args.seconds, repeats=args.repeats, pause=args.pause)
+    pause: float | tuple[float, float] = DENSE_GAPS if args.dense else args.pause
+    speech = build_speech(args.seconds, repeats=args.repeats, pause=pause)
     chunks = webm_slices(speech.audio, args.slice)
     # Slices are cut by the blocks' timestamps (as MediaRecorder does) and sent this far apart, so
     # the audio goes out at real-time pace and slice i has been "spoken" when slice i+1 is sent.
@@ -248,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "model": model.name, "stream_seconds": speech.seconds, "slice": slice_s,
         "utterances": speech.utterances, "reference": speech.reference, "offline_wer": offline_wer,
         "offline_text": offline_text, "offline_seconds": offline_s, "stagger": args.stagger,
-        "timed_server": not args.plain, "levels": [],
+        "timed_server": not args.plain, "pause": pause, "levels": [],
     }  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="stream_bench_"))
     server = _server.start(folder, timed=not args.plain)
@@ -259,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in levels:
             # Fewer than --min-sessions streams: repeat the level, so every WER is a mean over
             # as many sessions (one session's WER moves by a whole word from run to run).
+            load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine, before the level
             rounds = [
                 asyncio.run(run_level(server, chunks, n, slice_s, args.stagger, args.timeout))
                 for _ in range(max(1, -(-args.min_sessions // n)))
@@ -271,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
                 for s in sessions
             ]
             lv = level_figures(n, figures, calls, began, ended, peak)
+            lv["loadavg_before"] = load
             data["levels"].append(lv)
             comp = lv["compute"] or {}
-            print(f"{n} streams: WER {lv['wer_mean']}, commit latency {lv['commit_latency']['median']}, "
+            print(f"{n} streams: WER {lv['wer_mean']}, commit latency {lv['commit_latency']['median']} "
+                  f"(p90 {lv['commit_latency']['p90']}, worst session's p90 {lv['worst_session_p90']}), "
                   f"eof→final {lv['eof_to_final']['median']}, compute median {comp.get('median')}, "
                   f"busy {lv['utilisation']}, failed {lv['failed_sessions']}", flush=True)  # fmt: skip
     finally:
@@ -298,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         data["baseline"] = baseline_figures(run, truth, speech.reference, args.slice)
 
     print_report(data)
-    json_path = save_json(f"{args.name}.json", data)
-    png = RESULTS / f"{args.name}.png"
+    json_path = save_json(f"{name}.json", data)
+    png = RESULTS / f"{name}.png"
     plot(data, png)
     print(f"\nraw figures: {json_path}\nplot: {png}\nserver log: {server.log}")
     return 0 if all(lv["failed_sessions"] == 0 for lv in data["levels"]) else 1

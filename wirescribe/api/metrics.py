@@ -6,6 +6,11 @@ time, the model and its load time); every model call is timed by a scheduler lis
 at startup; what only the edges know is counted with :func:`count_audio` and
 :func:`count_error`, which do nothing on an app without metrics (tests' bare apps).
 
+Fairness between sessions shows without a label per session: every live session reports its
+updates' lag and its committed words' latency into two shared histograms (a session falling
+behind fills their upper buckets), and ``stt_scheduler_oldest_wait_seconds`` is how long the
+session that has waited longest for its words has waited, at scrape time.
+
 A registry per app, not prometheus_client's global one: tests build many apps in one process,
 and two apps registering the same metric names in one registry would collide.
 """
@@ -37,6 +42,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Seconds: a live update on a CPU takes ~0.1-1 s, a 30 s file chunk a few seconds.
 _CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 _WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+# Seconds a live session is behind: ~0.2-1 s when the model keeps up, more under load.
+_LIVE_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0)
 
 
 class Metrics:
@@ -65,6 +72,27 @@ class Metrics:
             ["closing_pass"],
             registry=r,
         )  # closing_pass: agreed or disagreed
+        self.model_windows = Counter(
+            "stt_model_windows",
+            "Windows the model transcribed, by kind: closing (ends an utterance: the strong decode)"
+            " or other (a tentative refresh, a window cut for length, a file chunk)",
+            ["kind"],
+            registry=r,
+        )
+        self.session_lag_seconds = Histogram(
+            "stt_session_lag_seconds",
+            "Live sessions, per update: seconds of audio decoded that the update's window did not"
+            " cover yet when its result was applied",
+            buckets=_LIVE_BUCKETS,
+            registry=r,
+        )
+        self.commit_latency_seconds = Histogram(
+            "stt_commit_latency_seconds",
+            "Live sessions, per committed word: seconds from decoding the audio of its end to"
+            " committing it",
+            buckets=_LIVE_BUCKETS,
+            registry=r,
+        )
         self.queue_wait_seconds = Histogram(
             "stt_scheduler_wait_seconds",
             "Time a model call waited in the scheduler's queue",
@@ -91,8 +119,17 @@ class Metrics:
         """A scheduler listener: one finished model call."""
         self.model_call_seconds.observe(timing.ran)
         self.queue_wait_seconds.observe(timing.waited)
+        self.model_windows.labels("closing" if timing.closing else "other").inc()
         if timing.failed:
             self.model_call_failures.inc()
+
+    def observe_lag(self, seconds: float) -> None:
+        """A live update was applied this far behind the session's decoded audio."""
+        self.session_lag_seconds.observe(seconds)
+
+    def observe_commit_latency(self, seconds: float) -> None:
+        """A live session committed a word this long after the audio of its end was decoded."""
+        self.commit_latency_seconds.observe(seconds)
 
     def count_early_commits(self, words: int, disagreed: int) -> None:
         """A session's words committed early, and how many its closing passes heard otherwise."""
@@ -134,6 +171,16 @@ class _StateCollector(Collector):
             "stt_scheduler_busy_seconds", "Seconds the workers spent in the model", value=stats.busy_seconds
         )
         yield CounterMetricFamily("stt_scheduler_jobs", "Model calls finished", value=stats.jobs_done)
+        yield GaugeMetricFamily(
+            "stt_scheduler_oldest_wait_seconds",
+            "How long the queued turn that has waited longest for its words has waited",
+            value=stats.oldest_wait,
+        )
+        yield CounterMetricFamily(
+            "stt_scheduler_deferred",
+            "Refreshes held back under load for having no new speech (shed before other work)",
+            value=stats.deferred,
+        )
         model = state.transcriber
         info = GaugeMetricFamily(
             "stt_model_info", "The loaded model (always 1)", labels=["model", "device", "compute_type"]

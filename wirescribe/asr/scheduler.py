@@ -1,30 +1,50 @@
 """The one place that decides which session's window the shared model sees next.
 
 Model calls run on a small pool of worker threads, never on the event loop. Each session has at
-most one request in flight (it awaits the result before building its next window from its newest
-audio), so a session whose audio outruns the model coalesces instead of queueing, and the FIFO
-queue here serves sessions round-robin.
+most one turn queued or running (it awaits the result before asking again), so a session whose
+audio outruns the model coalesces instead of queueing.
 
 A session hands over not a window but a way to build one (:meth:`Scheduler.transcribe_latest`):
 the worker builds it when its turn comes, from the newest audio. A window cut at enqueue time
 would wait behind the other sessions' calls and reach the model already stale (with four streams,
 by three calls' time: the benchmark measured ~0.8 s of extra commit latency).
 
-With ``batch_size`` > 1 a worker takes the oldest queued window and every other one waiting, up
-to ``batch_size``, and hands them to ``batch_fn`` in one call (``Transcriber.transcribe_batch``,
-see ``adapter.py``): on a GPU a batch costs little more than one window. The queued windows are
-of different sessions, since each session has one at a time; each caller still gets its own
-result or error.
+**Which turn goes next.** A session also hands over its :class:`Urgency`, a callable read each
+time a worker frees (what a turn holds changes while it waits: a pause may close its utterance,
+speech may arrive). When a worker frees it takes, in this order:
+
+1. a turn whose window *closes an utterance* (a pause, ``finalize``, the end of input): its words
+   are committed whole by that one call, and the client waits for them;
+2. otherwise the turn whose session has waited longest for its words: the earliest ``since``
+   (when the oldest speech it has not committed was heard, or its previous window was cut if that
+   is later, so a session whose words do not settle cannot take every call). A turn without
+   ``since`` (a file chunk, a session with no speech waiting) counts from when it was queued.
+
+**Shedding.** A refresh with no *new* speech since its session's last window (the session is in a
+short gap between words) can commit little and only repeats the tentative tail; while any other
+turn has real work it is held back (it keeps its place and coalesces). When the model is not
+saturated it runs as before. Under load, then, tentative refreshes go first: a session's tentative
+text updates less often, the closing windows that commit its utterances do not wait.
+
+With ``batch_size`` > 1 a worker takes the first turn and, in the same order, the next ones
+waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call
+(``Transcriber.transcribe_batch``, see ``adapter.py``): on a GPU a batch costs little more than
+one window. The queued windows are of different sessions, since each session has one at a time;
+each caller still gets its own result or error.
+
+The clock (``time.monotonic`` unless given) is the scheduler's own, :attr:`Scheduler.clock`:
+sessions stamp when they heard their audio with it, and tests hand in a simulated one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -35,6 +55,7 @@ log = logging.getLogger(__name__)
 
 TranscribeFn = Callable[[np.ndarray, DecodeOptions], Transcript]
 BatchFn = Callable[[list[BatchItem]], list[Transcript]]
+Clock = Callable[[], float]
 
 CUDA_BATCH_SIZE = 8
 
@@ -50,6 +71,19 @@ class SchedulerClosed(Exception):
 
 
 @dataclass(frozen=True)
+class Urgency:
+    """What a queued turn holds now, for the order of turns (see the module's docstring)."""
+
+    closing: bool = False  # its window ends an utterance (pause, finalize, eof): it goes first
+    since: float | None = None  # scheduler clock: since when its session has waited for its words
+    new_speech: bool = True  # False: a refresh with nothing new heard, held back under load
+
+
+URGENT = Urgency(closing=True)
+UrgencyFn = Callable[[], Urgency]
+
+
+@dataclass(frozen=True)
 class SchedulerStats:
     queued: int
     running: int
@@ -57,6 +91,9 @@ class SchedulerStats:
     busy_seconds: float
     batches: int = 0  # model calls (a batch of one included)
     largest_batch: int = 0
+    closing_jobs: int = 0  # windows that closed an utterance (of jobs_done)
+    deferred: int = 0  # turns held back at least once, under load, for having nothing new
+    oldest_wait: float = 0.0  # seconds the longest-waiting queued turn has waited for its words
 
     @property
     def mean_batch_size(self) -> float:
@@ -73,6 +110,7 @@ class JobTiming:
     audio_seconds: float
     failed: bool
     batch_size: int = 1  # windows in the model call that ran it
+    closing: bool = False  # the window closed an utterance (else: a refresh or a file chunk)
 
 
 JobListener = Callable[[JobTiming], None]
@@ -86,7 +124,33 @@ class _Job:
     build: Callable[[], tuple[np.ndarray, DecodeOptions, Any] | None]
     future: asyncio.Future[tuple[Any, Transcript] | None]
     queued_at: float
+    urgency: UrgencyFn | None = None
+    seq: int = 0
     built: tuple[np.ndarray, DecodeOptions, Any] | None = None  # set when a worker builds it
+    now: Urgency = field(default_factory=Urgency)  # the urgency read at the last pick
+    deferred: bool = False  # held back at least once (a refresh with nothing new, under load)
+
+    def read_urgency(self) -> bool:
+        """Read the turn's urgency into :attr:`now`; False (the caller gets the error) when the
+        session's callable fails."""
+        if self.urgency is None:
+            self.now = Urgency()
+            return True
+        try:
+            self.now = self.urgency()
+        except Exception as e:  # noqa: BLE001 - the caller's own error, handed back to it
+            self.future.set_exception(e)
+            return False
+        return True
+
+    def key(self) -> tuple[bool, float, int]:
+        """The order of turns: closing first, then the longest wait, then first come."""
+        since = self.now.since if self.now.since is not None else self.queued_at
+        return (not self.now.closing, since, self.seq)
+
+    @property
+    def has_work(self) -> bool:
+        return self.now.closing or self.now.new_speech
 
     def prepare(self) -> bool:
         """Build the window now; False (and the caller gets None) when there is nothing to do
@@ -124,20 +188,26 @@ class Scheduler:
         *,
         batch_size: int = 1,
         batch_fn: BatchFn | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         """``batch_fn`` decodes several windows in one call (default: ``transcribe`` on each in
         turn, in one thread call); it is used only with ``batch_size`` > 1, when more than one
         window waits. A batch that fails is retried window by window, so an error reaches only
-        the caller whose window caused it."""
+        the caller whose window caused it. ``clock``: the time :class:`Urgency` is stamped in."""
         self._transcribe = transcribe
         self._workers = max(1, workers)
         self._batch_size = max(1, batch_size)
         self._batch_fn = batch_fn
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self.clock = clock
+        self._waiting: list[_Job] = []
+        self._arrived = asyncio.Event()  # set when a turn is queued or the scheduler stops
+        self._seq = itertools.count()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="whisper")
         self._tasks: list[asyncio.Task[None]] = []
         self._running = 0
         self._done = 0
+        self._closing_done = 0
+        self._deferred = 0
         self._busy = 0.0
         self._closed = False
         self._batches = 0
@@ -156,6 +226,11 @@ class Scheduler:
         """The most windows one model call takes."""
         return self._batch_size
 
+    @property
+    def workers(self) -> int:
+        """Model calls run at once."""
+        return self._workers
+
     def add_listener(self, listener: JobListener) -> None:
         """Call ``listener`` (on the event loop, so it must be quick) after every model call."""
         self._listeners.append(listener)
@@ -166,86 +241,125 @@ class Scheduler:
     async def stop(self) -> None:
         """Fail the queued jobs, let the running ones finish, then release the threads."""
         self._closed = True
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
-            if job is not None and not job.future.done():
+        waiting, self._waiting = self._waiting, []
+        for job in waiting:
+            if not job.future.done():
                 job.future.set_exception(SchedulerClosed("server shutting down"))
-        for _ in self._tasks:
-            self._queue.put_nowait(None)  # wakes each idle worker so it can exit
+        self._arrived.set()  # wakes each idle worker so it can exit
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._pool.shutdown, wait=True)
 
     def stats(self) -> SchedulerStats:
+        now = self.clock()
+        waits = [now - j.now.since for j in self._waiting if j.now.since is not None]
+        waits += [now - j.queued_at for j in self._waiting if j.now.since is None and j.urgency is None]
         return SchedulerStats(
-            self._queue.qsize(), self._running, self._done, self._busy, self._batches, self._largest_batch
-        )
+            len(self._waiting), self._running, self._done, self._busy, self._batches, self._largest_batch,
+            self._closing_done, self._deferred, max(waits, default=0.0),
+        )  # fmt: skip
 
     async def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcript:
-        """Queue one window and wait for its transcript."""
+        """Queue one window and wait for its transcript (in turn with the others, by the time
+        it was queued: a file chunk)."""
         done = await self.transcribe_latest(lambda: (audio, options, None))
         assert done is not None
         return done[1]
 
     async def transcribe_latest(
-        self, build: Callable[[], tuple[np.ndarray, DecodeOptions, T] | None]
+        self,
+        build: Callable[[], tuple[np.ndarray, DecodeOptions, T] | None],
+        urgency: UrgencyFn | None = None,
     ) -> tuple[T, Transcript] | None:
         """Queue a turn; when a worker reaches it, ``build()`` (on the event loop) makes the
         window from the newest audio: (audio, options, tag), or None when there is nothing to
-        transcribe. Returns (tag, transcript), or None when ``build`` returned None."""
+        transcribe. Returns (tag, transcript), or None when ``build`` returned None.
+
+        ``urgency()`` (on the event loop, each time a worker chooses; it must be quick) says
+        what the turn holds now; without it the turn waits its turn from when it was queued."""
         if self._closed:
             raise SchedulerClosed("server shutting down")
         future: asyncio.Future[tuple[Any, Transcript] | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(build, future, time.perf_counter()))
+        job = _Job(build, future, self.clock(), urgency, next(self._seq))
+        job.read_urgency()
+        self._waiting.append(job)
+        self._arrived.set()
         return await future
+
+    def _pick(self) -> _Job | None:
+        """Take the turn that goes next (see the module's docstring), or None when none waits.
+        Turns nobody waits for any more are dropped; a refresh with nothing new is held back
+        while another turn has work."""
+        live = [j for j in self._waiting if not j.future.done() and j.read_urgency()]
+        if not live:
+            self._waiting = []
+            return None
+        working = [j for j in live if j.has_work]
+        if len(working) >= self._workers - self._running:  # no idle worker is left for the others
+            for j in live:
+                if not j.has_work and not j.deferred:
+                    j.deferred = True
+                    self._deferred += 1
+        best = min(working or live, key=_Job.key)
+        self._waiting = [j for j in live if j is not best]
+        return best
+
+    async def _next(self) -> list[_Job] | None:
+        """The next turns to run together (built, at least one), or None once stopped."""
+        while not self._closed:
+            job = self._pick()
+            if job is None:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            if not job.prepare():  # no window: its turn is over, and costs no model call
+                continue
+            return [job, *self._more_jobs()]
+        return None
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            job = await self._queue.get()
-            if job is None:  # stop()
-                return
-            if job.future.done() or not job.prepare():  # its session went away, or has no window
-                continue
-            jobs = [job, *self._more_jobs()]
+        while (jobs := await self._next()) is not None:
             started = time.perf_counter()
+            waited = [self.clock() - j.queued_at for j in jobs]
             self._running += len(jobs)
             outcomes: list[Transcript | Exception | None] = [None] * len(jobs)  # None: never ran
             try:
                 items = [j.request for j in jobs]
                 outcomes[:] = await loop.run_in_executor(self._pool, self._run, items)
             finally:
-                self._finish(jobs, outcomes, started)
+                self._finish(jobs, outcomes, started, waited)
 
     def _finish(
-        self, jobs: list[_Job], outcomes: list[Transcript | Exception | None], started: float
+        self,
+        jobs: list[_Job],
+        outcomes: list[Transcript | Exception | None],
+        started: float,
+        waited: list[float],
     ) -> None:
         """Hand each caller its result or error, count the model call, tell the listeners."""
         ran = time.perf_counter() - started
         self._running -= len(jobs)
         self._done += len(jobs)
+        self._closing_done += sum(j.now.closing for j in jobs)
         self._busy += ran
         self._batches += 1
         self._largest_batch = max(self._largest_batch, len(jobs))
-        for job, outcome in zip(jobs, outcomes, strict=True):
+        for job, outcome, wait in zip(jobs, outcomes, waited, strict=True):
             if not job.future.done():
                 if isinstance(outcome, Exception):
                     job.future.set_exception(outcome)
                 elif outcome is not None:
                     job.future.set_result((job.tag, outcome))
             failed = outcome is None or isinstance(outcome, Exception)
-            timing = JobTiming(started - job.queued_at, ran, len(job.request[0]) / 16000, failed, len(jobs))
+            timing = JobTiming(wait, ran, len(job.request[0]) / 16000, failed, len(jobs), job.now.closing)
             for listener in self._listeners:
                 listener(timing)
 
     def _more_jobs(self) -> list[_Job]:
-        """Up to ``batch_size`` - 1 more queued jobs, oldest first, to run with the one taken."""
+        """Up to ``batch_size`` - 1 more turns, in order, to run with the one taken."""
         more: list[_Job] = []
-        while len(more) < self._batch_size - 1 and not self._queue.empty():
-            job = self._queue.get_nowait()
-            if job is None:  # stop(): leave it for a worker to find after this batch
-                self._queue.put_nowait(None)
-                break
-            if not job.future.done() and job.prepare():
+        while len(more) < self._batch_size - 1 and (job := self._pick()) is not None:
+            if job.prepare():
                 more.append(job)
         return more
 

@@ -22,6 +22,13 @@ opens the decoder and enters the session with nothing awaited in between::
 
 Decoder errors become protocol errors in one place, :mod:`wirescribe.streaming.errors`.
 
+**Its place in the scheduler's order**: each turn comes with an :class:`~wirescribe.asr.scheduler.Urgency`
+read when a worker frees (:meth:`LiveSession._urgency`): whether its window closes an utterance,
+since when its oldest uncommitted speech has waited (stamped when the decoder delivered it, on the
+scheduler's clock) and whether any speech came after its last window. The scheduler alone decides
+the order from that. An ``observer`` (the app's metrics) sees each update's lag and each committed
+word's latency.
+
 The Silero model that scores each block for voice activity runs in a worker thread, not on
 the event loop (2 % of the loop at 12 streams, ``bench/vad_cost.py``); its scores are folded
 into the policy back on the loop, so the policy is only ever touched from there.
@@ -30,20 +37,22 @@ into the policy back on the loop, so the policy is only ever touched from there.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from concurrent.futures import Executor
 from types import TracebackType
+from typing import Protocol
 
 import numpy as np
 
 from wirescribe.api.limits import audio_allowance
 from wirescribe.asr.model import DecodeOptions, Transcript
-from wirescribe.asr.scheduler import Scheduler
+from wirescribe.asr.scheduler import Scheduler, Urgency
 from wirescribe.audio.decode import DecodeError, StreamDecoder
 from wirescribe.audio.vad import Scored, VoiceActivity
 from wirescribe.streaming.errors import DECODER_ERRORS, DecoderStalled, decoder_error
-from wirescribe.streaming.events import Emit, SessionConfig
+from wirescribe.streaming.events import Emit, SessionConfig, TranscriptChanged
 from wirescribe.streaming.policy import SR, FinalTranscript, StreamingPolicy, Window
 
 log = logging.getLogger(__name__)
@@ -85,6 +94,40 @@ def live_decode_options(
     )
 
 
+class LiveObserver(Protocol):
+    """What a session reports as it goes (the app's :class:`~wirescribe.api.metrics.Metrics`)."""
+
+    def observe_lag(self, seconds: float) -> None:
+        """An update was applied: seconds of audio decoded that its window did not cover yet."""
+
+    def observe_commit_latency(self, seconds: float) -> None:
+        """A word was committed, this long after the audio holding its end was decoded."""
+
+
+class _Heard:
+    """When each stretch of a session's audio was decoded (the scheduler's clock): the
+    checkpoints its urgency and its commit latency are read from."""
+
+    def __init__(self) -> None:
+        self._ends: list[int] = []  # absolute sample at which each decoded block ended
+        self._times: list[float] = []
+
+    def add(self, end: int, at: float) -> None:
+        self._ends.append(end)
+        self._times.append(at)
+
+    def at(self, sample: int) -> float | None:
+        """When the block holding ``sample`` was decoded (None: not yet)."""
+        i = bisect.bisect_right(self._ends, sample)
+        return self._times[i] if i < len(self._times) else None
+
+    def forget_before(self, sample: int) -> None:
+        """Drop what no lookup will ask for again (blocks that ended before ``sample``)."""
+        i = bisect.bisect_right(self._ends, sample)
+        if i > 256:  # in steps, not on every call
+            del self._ends[:i], self._times[:i]
+
+
 async def score_off_loop(vad: VoiceActivity, block: np.ndarray, executor: Executor | None = None) -> Scored:
     """Voice-activity scores for ``block``, the model run in ``executor`` (None: the loop's
     default). Pass the result to ``policy.insert_audio(block, scored)`` before scoring the next
@@ -113,12 +156,14 @@ class LiveSession:
         session_id: str = "-",
         vad_executor: Executor | None = None,
         min_input_bitrate: float = 0.0,
+        observer: LiveObserver | None = None,
     ) -> None:
         """``vad_executor``: where the voice-activity model runs (None: the loop's default
         executor, as ``asyncio.to_thread``). ``min_input_bitrate``: bits the client must have
         sent per second of decoded audio (0: any); a stream that decodes to more audio than its
         bytes allow (a header lying about its sample rate) ends with ``bad_audio`` before the
-        audio is scored or kept (:func:`~wirescribe.api.limits.audio_allowance`)."""
+        audio is scored or kept (:func:`~wirescribe.api.limits.audio_allowance`). ``observer``:
+        told each update's lag and each committed word's latency (None: nobody)."""
         self._decoder = decoder
         self._policy = policy
         self._scheduler = scheduler
@@ -140,6 +185,9 @@ class LiveSession:
         self._vad_executor = vad_executor
         self._min_input_bitrate = min_input_bitrate
         self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
+        self._observer = observer
+        self._heard = _Heard()
+        self._last_cut: float | None = None  # scheduler clock: when the last window was cut
         self.limit_reached = False
 
     async def __aenter__(self) -> LiveSession:
@@ -256,6 +304,7 @@ class LiveSession:
                 self._check_proportion(len(block))
                 room = self._max_samples - self._decoded_samples
                 self._decoded_samples += min(room, len(block))
+                self._heard.add(self._decoded_samples, self._scheduler.clock())
                 blocks.put_nowait(block[:room])
                 if room <= len(block):
                     self.limit_reached = True
@@ -304,7 +353,18 @@ class LiveSession:
         task (speech started) and the update loop (transcripts, utterance ends) keep their order."""
         async with self._emitting:
             for event in self._policy.take_events():
+                if isinstance(event, TranscriptChanged) and event.words:
+                    self._observe_commits(event)
                 await self._emit(event)
+
+    def _observe_commits(self, event: TranscriptChanged) -> None:
+        if self._observer is None:
+            return
+        now = self._scheduler.clock()
+        for word in event.words:
+            heard = self._heard.at(int(word.end * SR))
+            if heard is not None:
+                self._observer.observe_commit_latency(max(0.0, now - heard))
 
     async def _update_loop(self, decoding: asyncio.Task[None]) -> None:
         while True:
@@ -341,14 +401,30 @@ class LiveSession:
         window = self._policy.pending_window(final=bool(final), reason=final or "eof")
         if window is None:
             return None
+        self._last_cut = self._scheduler.clock()
         config = self._config
         options = live_decode_options(window, config.language, self._context_seconds, config.hotwords())
         return window.audio, options, window
 
+    def _urgency(self, final: str) -> Urgency:
+        """What this turn holds now, for the scheduler's order: a turn of ``finalize`` or the end
+        of input, or one a pause has made the utterance's last, closes it; the session has waited
+        for its words since its oldest uncommitted speech was decoded, or since its last window
+        was cut if that is later (the model has seen those words since)."""
+        pending = self._policy.pending()
+        since = None
+        if pending.speech_from is not None:
+            since = self._heard.at(pending.speech_from)
+            if since is not None and self._last_cut is not None:
+                since = max(since, self._last_cut)
+        return Urgency(bool(final) or pending.closes, since, bool(final) or pending.new_speech)
+
     async def _transcribe_and_send(self, *, final: str) -> None:
         """One turn: ``final`` "" for a live update, "finalize" or "eof" to commit everything."""
         try:
-            done = await self._scheduler.transcribe_latest(lambda: self._build(final))
+            done = await self._scheduler.transcribe_latest(
+                lambda: self._build(final), lambda: self._urgency(final)
+            )
             if done is None:
                 if final:
                     self._policy.end_utterance(final)
@@ -361,7 +437,10 @@ class LiveSession:
             await self._send_events()
 
     def _apply(self, window: Window, result: Transcript) -> None:
+        if self._observer is not None:
+            self._observer.observe_lag(max(0.0, (self._decoded_samples - window.end) / SR))
         self._policy.apply(window, result)
+        self._heard.forget_before(self._policy.total_samples - int(self._policy.window_seconds * SR))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "session %s: window %.2f-%.2f%s heard %r; committed …%r tentative %r",
