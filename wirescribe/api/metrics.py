@@ -88,8 +88,7 @@ class Metrics:
         )
         self.commit_latency_seconds = Histogram(
             "stt_commit_latency_seconds",
-            "Live sessions, per committed word: seconds from decoding the audio of its end to"
-            " committing it",
+            "Live sessions, per committed word: seconds from decoding the audio of its end to committing it",
             buckets=_LIVE_BUCKETS,
             registry=r,
         )
