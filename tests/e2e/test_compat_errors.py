@@ -167,3 +167,26 @@ def test_deepgram_g711_mulaw_is_transcribed(live_server: LiveServer, speech: np.
     text = " ".join(r["channel"]["alternatives"][0]["transcript"] for r in replies
                     if r["type"] == "Results" and r["is_final"])  # fmt: skip
     assert "dashwood" in text.lower() and close == 1000
+
+
+def test_deepgram_finalize_is_answered_once_carried_out(live_server: LiveServer, speech: np.ndarray) -> None:
+    """``Finalize`` right after the speech, before any pause could end it: the speech's text is
+    final before the ``from_finalize`` answer comes; a ``Finalize`` with nothing heard yet gets an
+    empty ``from_finalize`` answer."""
+    pcm = to_pcm16(speech[: int(len(speech) * 0.7)])  # cut mid-speech: no pause ends it
+    frames: list[str | bytes] = [json.dumps({"type": "Finalize"})]  # nothing heard yet
+    frames += [pcm, json.dumps({"type": "Finalize"})]  # in one frame: not yet heard when it comes
+    url = listen_url(live_server, "encoding=linear16&sample_rate=16000&punctuate=true")
+    replies, _ = asyncio.run(exchange(url, frames, settle=8))
+    finals = [r for r in replies if r["type"] == "Results" and r.get("from_finalize")]
+    assert len(finals) == 2, [r["type"] for r in replies]
+    assert finals[0]["channel"]["alternatives"][0]["transcript"] == ""
+    text = " ".join(r["channel"]["alternatives"][0]["transcript"] for r in replies
+                    if r["type"] == "Results" and r["is_final"])  # fmt: skip
+    assert "dashwood" in text.lower()
+    texts = [
+        i
+        for i, r in enumerate(replies)
+        if r["type"] == "Results" and r["channel"]["alternatives"][0]["transcript"]
+    ]
+    assert texts and texts[-1] < replies.index(finals[1])  # the whole speech is final before the answer

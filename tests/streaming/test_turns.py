@@ -151,3 +151,14 @@ def test_silence_after_speech_costs_no_refreshes() -> None:
     late = [w for w in run.model.windows if w.end / 16000 > script[-1].end + 0.3]
     assert late == []  # the closing window ends at the speech's end plus its tail pad
     assert [w.reason for w in run.model.windows if w.final] == ["pause"]
+
+
+def test_speech_that_arrives_in_one_big_block_starts_where_it_starts() -> None:
+    """A client that sends seconds of audio at once: the onset is found at the speech's start,
+    not only in the block's last second (and the closing window starts there)."""
+    script = make_script(2, seed=20, start=0.5, pause_after=lambda s: 0.3)
+    audio = render(script, tail=0.3)
+    run = stream(audio, FakeModel(script), block=len(audio) / 16000)
+    starts = [e for e in run.events if isinstance(e, SpeechStarted)]
+    assert len(starts) == 1 and abs(starts[0].at - 0.5) < 0.1
+    assert run.final.text.split() == [w.text for w in script]

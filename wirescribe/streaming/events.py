@@ -13,6 +13,8 @@ once, in the policy. Times are seconds of session audio from its first sample.
 * :class:`UtteranceEnded` — a pause, ``finalize`` or the end of input closed the utterance its
   :class:`SpeechStarted` opened; ``text`` is exactly what the utterance appended to the
   committed text (so the texts of all utterances, in order, are the final text).
+* :class:`Finalized` — a ``finalize`` has been carried out: everything decoded before it is
+  committed (the utterance it closed, if one was open, ended just before).
 
 The session's own settings that a client may change mid-stream live here too
 (:class:`SessionConfig`): they are the same for every protocol.
@@ -58,7 +60,12 @@ class UtteranceEnded:
     reason: str  # "pause", "finalize" or "eof"
 
 
-Event = SpeechStarted | TranscriptChanged | UtteranceEnded
+@dataclass(frozen=True)
+class Finalized:
+    audio_seconds: float  # audio the session had when it committed everything
+
+
+Event = SpeechStarted | TranscriptChanged | UtteranceEnded | Finalized
 Emit = Callable[[Event], Awaitable[None]]
 
 

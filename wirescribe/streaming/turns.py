@@ -40,6 +40,7 @@ class Turns:
         self._vad = vad
         self._open: _Open | None = None
         self._scan_from = 0  # absolute sample from which a new onset is looked for
+        self._scanned_to = 0  # the audio's end when heard() last ran
         self._events: list[Event] = []
         self._words_reported = 0  # committed words already carried by a TranscriptChanged
 
@@ -64,9 +65,11 @@ class Turns:
 
     def heard(self, total: int, committed_words: int, committed_text: int) -> None:
         """Audio up to sample ``total`` is scored: open an utterance at new speech."""
+        scanned, self._scanned_to = self._scanned_to, total
         if self._open is not None:
             return
-        start = max(self._scan_from, total - int(ONSET_LOOKBACK * SR), self._vad.frames_start)
+        # From a little before the audio scanned last time: a block may hold many seconds.
+        start = max(self._scan_from, scanned - int(ONSET_LOOKBACK * SR), self._vad.frames_start)
         bounds = self._vad.speech_bounds(start, total)
         if bounds is None:
             return

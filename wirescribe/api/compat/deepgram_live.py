@@ -307,7 +307,8 @@ class DeepgramLive:
         return out
 
     def finalized(self) -> list[dict[str, Any]]:
-        """Answer a ``Finalize`` at once: no utterance is open, so none will end to answer it."""
+        """Answer a finalize the session carried out without ending an utterance (none was open,
+        or it ended by a pause first); nothing when an utterance's end answered it already."""
         if not self._finalize_pending:
             return []
         self._finalize_pending -= 1

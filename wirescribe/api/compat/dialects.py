@@ -35,7 +35,7 @@ from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.security import Grant
 from wirescribe.api.state import AppState
 from wirescribe.audio.decode import Resampler, g711_to_float
-from wirescribe.streaming.events import Event, SessionConfig, UtteranceEnded
+from wirescribe.streaming.events import Event, Finalized, SessionConfig, UtteranceEnded
 from wirescribe.streaming.policy import FinalTranscript
 
 
@@ -119,6 +119,8 @@ class OpenAIRealtimeDialect(Dialect):
         return self.rt.opening()
 
     def event(self, event: Event) -> Sequence[Message]:
+        if isinstance(event, Finalized):  # a commit whose finalize ended no utterance: answer it
+            return self.rt.finalized()
         return self.rt.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
@@ -133,8 +135,6 @@ class OpenAIRealtimeDialect(Dialect):
         actions = _edge_actions(parsed)
         if self._convert is not None:
             actions = [Audio(self._convert(a.data)) if isinstance(a, Audio) else a for a in actions]
-        if any(isinstance(a, Finalize) for a in actions) and not self.rt.turn_open:
-            actions.append(Reply(tuple(self.rt.finalized())))  # nothing open: nothing will end
         return actions
 
     def final(self, final: FinalTranscript) -> Sequence[Message]:
@@ -173,16 +173,15 @@ class DeepgramDialect(Dialect):
         return SessionSetup(fmt, rate, self.dg.config)
 
     def event(self, event: Event) -> Sequence[Message]:
+        if isinstance(event, Finalized):  # a Finalize that ended no utterance: answer it
+            return self.dg.finalized()
         return self.dg.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
         return _edge_actions(self.dg.client_binary(data))
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[edge.Action]:
-        actions = _edge_actions(self.dg.client_text(text))
-        if any(isinstance(a, Finalize) for a in actions) and not self.dg.utterance_open:
-            actions.append(Reply(tuple(self.dg.finalized())))  # nothing open: nothing will end
-        return actions
+        return _edge_actions(self.dg.client_text(text))
 
     def final(self, final: FinalTranscript) -> Sequence[Message]:
         return self.dg.final(final.audio_seconds)

@@ -440,7 +440,8 @@ class RealtimeTranscription:
         return self._complete(event.start, event.end, stopped=True)
 
     def finalized(self) -> list[dict[str, Any]]:
-        """Answer a commit at once: no utterance is open, so none will end to answer it."""
+        """Answer a finalize the session carried out without ending an utterance (none was open,
+        or it ended by a pause first); nothing when an utterance's end answered it already."""
         if not self._commit_pending:
             return []
         self._commit_pending -= 1
