@@ -29,7 +29,7 @@ def check_events(run: Run) -> list[UtteranceEnded]:
                 assert open_at is not None, "words committed outside an utterance"
             words.extend(e.words)
             committed = e.committed
-        else:
+        elif isinstance(e, UtteranceEnded):
             assert open_at is not None, "utterance_end without speech_started"
             assert e.start <= e.end
             assert not ends or e.start >= ends[-1].end  # in order, never overlapping
