@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from wirescribe.api.actions import Audio, Configure
 from wirescribe.api.compat.deepgram_live import (
     DeepgramLive,
     DeepgramRefused,
@@ -122,9 +123,10 @@ def test_client_messages() -> None:
     dg = live()
     assert [a.kind for a in dg.client_text('{"type": "KeepAlive"}').actions] == ["keepalive"]
     assert [a.kind for a in dg.client_text('{"type": "CloseStream"}').actions] == ["eof"]
-    assert dg.client_binary(b"\1\2").actions[0].data == b"\1\2"
+    assert dg.client_binary(b"\1\2").actions == (Audio(b"\1\2"),)
     parsed = dg.client_text('{"type": "Configure", "keyterms": ["Elinor"]}')
-    assert parsed.actions[0].config is not None and parsed.actions[0].config.keyterms == ("Elinor",)
+    configure = parsed.actions[0]
+    assert isinstance(configure, Configure) and configure.config.keyterms == ("Elinor",)
     assert parsed.replies[0]["type"] == "ConfigureSuccess"
     assert dg.client_text('{"type": "Configure", "keyterms": "x"}').replies[0]["type"] == "ConfigureFailure"
     for bad in ("nope", '{"type": "Dance"}'):

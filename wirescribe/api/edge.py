@@ -25,6 +25,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from wirescribe import logs
 from wirescribe.api import protocol, security
+from wirescribe.api.actions import Action, Audio, Configure, End, Finalize, KeepAlive, Message, Reply
 from wirescribe.api.lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, release_free_memory
 from wirescribe.api.limits import AudioFloor, AudioFloorWatch, AudioRate, AudioRateGate
 from wirescribe.api.metrics import Metrics
@@ -43,7 +44,10 @@ from wirescribe.streaming.session import LiveSession
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
+__all__ = [  # the actions are re-exported: a dialect needs them with the edge
+    "Action", "Audio", "Configure", "Dialect", "End", "Finalize", "KeepAlive", "Message", "Reply",
+    "SessionSetup", "serve",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,42 +57,6 @@ class SessionSetup:
     format: str  # a decoder format: "auto", "pcm16", "f32", ...
     sample_rate: int
     config: SessionConfig
-
-
-# What a client frame asks for, in any protocol.
-@dataclass(frozen=True)
-class Audio:
-    data: bytes
-
-
-@dataclass(frozen=True)
-class End:
-    """No more audio: transcribe the rest, send the final, close."""
-
-
-@dataclass(frozen=True)
-class Finalize:
-    """Commit what was heard so far; the session goes on."""
-
-
-@dataclass(frozen=True)
-class KeepAlive:
-    """The client is there (the idle timer restarts, as with any frame)."""
-
-
-@dataclass(frozen=True)
-class Configure:
-    config: SessionConfig
-
-
-@dataclass(frozen=True)
-class Reply:
-    """Messages to send back at once (an acknowledgement the protocol wants)."""
-
-    messages: tuple[Message, ...]
-
-
-Action = Audio | End | Finalize | KeepAlive | Configure | Reply
 
 
 class Dialect:

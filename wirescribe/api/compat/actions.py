@@ -1,25 +1,13 @@
-"""What a client's message asks of the session, whatever the protocol: plain frozen values."""
+"""What a compat translator answers a client's message with: the session's actions (the shared
+vocabulary of :mod:`wirescribe.api.actions`) and the replies its protocol wants."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from wirescribe.streaming.events import SessionConfig
-
-ActionKind = Literal["audio", "eof", "finalize", "keepalive", "configure"]
-
-
-@dataclass(frozen=True)
-class Action:
-    """``audio``: ``data`` to feed; ``eof``: no more audio (final, then close); ``finalize``:
-    commit what was heard now and go on; ``keepalive``: the client is there; ``configure``: the
-    session's settings are now ``config``."""
-
-    kind: ActionKind
-    data: bytes = b""
-    config: SessionConfig | None = None
+from wirescribe.api.actions import Action
 
 
 @dataclass(frozen=True)

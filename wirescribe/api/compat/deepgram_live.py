@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from wirescribe.api import session_options
-from wirescribe.api.compat.actions import Action, Parsed, Refusal, new_id
+from wirescribe.api.actions import Audio, Configure, End, Finalize, KeepAlive
+from wirescribe.api.compat.actions import Parsed, Refusal, new_id
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.session_options import OptionError
 from wirescribe.asr.types import Word
@@ -210,7 +211,7 @@ class DeepgramLive:
     def client_binary(self, data: bytes) -> Parsed:
         self._sha.update(data)
         self._bytes += len(data)
-        return Parsed(actions=(Action("audio", data),)) if data else Parsed()
+        return Parsed(actions=(Audio(data),)) if data else Parsed()
 
     def client_text(self, text: str) -> Parsed:
         try:
@@ -219,12 +220,12 @@ class DeepgramLive:
             return Parsed(replies=(self._schema_error("the message is not JSON", text),))
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "KeepAlive":
-            return Parsed(actions=(Action("keepalive"),))
+            return Parsed(actions=(KeepAlive(),))
         if kind == "Finalize":
             self._finalize_pending += 1
-            return Parsed(actions=(Action("finalize"),))
+            return Parsed(actions=(Finalize(),))
         if kind == "CloseStream":
-            return Parsed(actions=(Action("eof"),))
+            return Parsed(actions=(End(),))
         if kind == "Configure":
             return self._configure(msg)
         shown = session_options.shown(str(kind)) if kind is not None else "none"
@@ -247,7 +248,7 @@ class DeepgramLive:
             "request_id": self.request_id,
             "keyterms": list(self._config.keyterms),
         }
-        return Parsed(actions=(Action("configure", config=self._config),), replies=(success,))
+        return Parsed(actions=(Configure(self._config),), replies=(success,))
 
     def _schema_error(self, description: str, original: str) -> dict[str, Any]:
         return {

@@ -22,11 +22,7 @@ from wirescribe.api.compat.openai_realtime import AUDIO_FORMATS, RealtimeError, 
 from wirescribe.api.deps import State
 from wirescribe.api.edge import (
     Audio,
-    Configure,
     Dialect,
-    End,
-    Finalize,
-    KeepAlive,
     Message,
     Reply,
     SessionSetup,
@@ -40,21 +36,8 @@ from wirescribe.streaming.policy import FinalTranscript
 
 
 def _edge_actions(parsed: Parsed) -> list[edge.Action]:
-    out: list[edge.Action] = []
-    for action in parsed.actions:
-        if action.kind == "audio":
-            out.append(Audio(action.data))
-        elif action.kind == "eof":
-            out.append(End())
-        elif action.kind == "finalize":
-            out.append(Finalize())
-        elif action.kind == "configure" and action.config is not None:
-            out.append(Configure(action.config))
-        else:
-            out.append(KeepAlive())
-    if parsed.replies:
-        out.append(Reply(tuple(parsed.replies)))
-    return out
+    """The translator's actions, then its replies (sent once the actions are carried out)."""
+    return [*parsed.actions, Reply(tuple(parsed.replies))] if parsed.replies else list(parsed.actions)
 
 
 def _presented(websocket: WebSocket) -> str | None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from wirescribe.api import session_options
-from wirescribe.api.compat.actions import Action, Parsed, new_id
+from wirescribe.api.actions import Audio, Configure, Finalize
+from wirescribe.api.compat.actions import Parsed, new_id
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.session_options import OptionError
 from wirescribe.asr.types import Word
@@ -240,7 +241,7 @@ class RealtimeTranscription:
         except (binascii.Error, ValueError) as e:
             raise RealtimeError("audio is not valid base64", param="audio") from e
         self._bytes += len(data)
-        return Parsed(actions=(Action("audio", data),)) if data else Parsed()
+        return Parsed(actions=(Audio(data),)) if data else Parsed()
 
     def _commit(self) -> Parsed:
         bytes_per_s = AUDIO_FORMATS[self.settings.audio_format][2]
@@ -252,7 +253,7 @@ class RealtimeTranscription:
                 code="input_audio_buffer_commit_empty",
             )  # fmt: skip
         self._commit_pending += 1
-        return Parsed(actions=(Action("finalize"),))
+        return Parsed(actions=(Finalize(),))
 
     def _clear(self) -> Parsed:
         """Drop the uncommitted turn: its text so far, and words of audio appended before now."""
@@ -272,7 +273,7 @@ class RealtimeTranscription:
         self.settings = settings
         kind = "transcription_session.updated" if beta else "session.updated"
         reply = self._message(kind, session=self._session_json(beta))
-        actions = (Action("configure", config=self.config),) if self.config != before else ()
+        actions = (Configure(self.config),) if self.config != before else ()
         return Parsed(actions=actions, replies=(reply,))
 
     def _ga_update(self, session: dict[str, Any]) -> Settings:
