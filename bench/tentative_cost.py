@@ -9,6 +9,9 @@ the next 100 ms block. So a cheaper call shows up twice, as in the server: in co
 and in a session's calls coming round sooner. The utterance-closing pass keeps its own (strong)
 settings throughout; only the refreshes change.
 
+Compute is the process's CPU time per call (one model thread), not wall time: the machine is
+shared, and another program's load would otherwise move the simulated clock.
+
     python bench/tentative_cost.py --streams 12 --contexts 12,8,6 --budgets 8,5 --keep 4,2
 
 Prints a markdown table; writes bench/results/tentative_cost.json.
@@ -84,9 +87,9 @@ def simulate(model: Transcriber, speech: Speech, s: Setting, share: float) -> di
 
     def call(window: Window) -> None:
         nonlocal clock
-        t = time.perf_counter()
+        t = time.process_time()
         result = model.transcribe(window.audio, options(window, s))
-        took = time.perf_counter() - t
+        took = time.process_time() - t
         (closing if window.closes_utterance else refresh).append(took)
         windows.append(window.seconds)
         clock += took * share
