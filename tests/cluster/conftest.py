@@ -3,6 +3,7 @@ shared by every test of ``tests/cluster`` that asks for it, torn down at the end
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -70,6 +71,21 @@ def running_replicas(app: str, deployment: str) -> int:
     return sum(n for s, n in status.deployments[deployment].replica_states.items() if s == "RUNNING")
 
 
+def warm_up(cluster: ServeCluster) -> None:
+    """A few seconds of speech through every replica first, as a deployment's readiness check
+    would: the first model call of a replica and the proxy's first routes are slow."""
+    from tests.support import librivox_utterances
+    from wirescribe.audio.decode import decode_file
+    from wirescribe.client import stream, webm_slices
+
+    chunks = webm_slices(decode_file(librivox_utterances()[0].wav)[: 4 * 16000])
+
+    async def four() -> None:
+        await asyncio.gather(*(stream(cluster.ws, chunks, interval=0.05, timeout=60) for _ in range(4)))
+
+    asyncio.run(four())
+
+
 @pytest.fixture(scope="session")
 def serve_cluster() -> Iterator[ServeCluster]:
     ray = pytest.importorskip("ray")
@@ -93,7 +109,9 @@ def serve_cluster() -> Iterator[ServeCluster]:
         plan = entry.deploy(settings)
         node_ids = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
         assert len(node_ids) == 2
-        yield ServeCluster(settings, plan, node_ids)
+        cluster_ = ServeCluster(settings, plan, node_ids)
+        warm_up(cluster_)
+        yield cluster_
         entry.undeploy(plan)
         serve.shutdown()
     finally:

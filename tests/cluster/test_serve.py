@@ -114,11 +114,14 @@ def test_eight_sessions_spread_over_both_nodes_and_batched_across_them(
     results = asyncio.run(eight())
     nodes = [node_of(r) for r in results]
     assert {n[:8] for n in serve_cluster.node_ids} == set(nodes), nodes  # sessions on both nodes
-    for result in results:
-        final = assert_finished(result)
-        wer = word_error_rate(reference, final["text"])
-        assert wer <= offline + WER_MARGIN, f"WER {wer:.3f} (offline {offline:.3f}): {final['text']}"
+    finals = [assert_finished(result) for result in results]
+    for final in finals:
         assert final["audio_seconds"] == pytest.approx(len(audio) / SAMPLE_RATE, abs=0.3)
+    wers = [word_error_rate(reference, final["text"]) for final in finals]
+    worst = finals[int(np.argmax(wers))]["text"]
+    assert max(wers) <= offline + WER_MARGIN, (
+        f"WERs {[round(w, 3) for w in wers]} (offline {offline:.3f}): {worst}"
+    )
 
     after = ledgers()
     served = {

@@ -104,9 +104,5 @@ class WirescribeIngress:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
 
-    def node(self) -> str:
-        """This replica's node (for tests and operators, through a handle)."""
-        return node_label()
-
 
 Ingress = serve.ingress()(WirescribeIngress)

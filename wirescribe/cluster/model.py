@@ -25,6 +25,7 @@ from wirescribe import logs
 from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber, Transcript
 from wirescribe.cluster.nodes import node_label
 from wirescribe.cluster.remote import ModelInfo, Receipt
+from wirescribe.settings import LogSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,10 @@ Outcome = tuple[Transcript, Receipt] | Exception
 class WhisperModel:
     """One model replica (wrapped by ``serve.deployment`` in :mod:`wirescribe.cluster.serve`)."""
 
-    def __init__(self, config: ModelConfig, batch_size: int, batch_wait_s: float, log_level: str) -> None:
-        logs.configure_unless_configured(log_level, "text")
+    def __init__(
+        self, config: ModelConfig, batch_size: int, batch_wait_s: float, log_settings: LogSettings
+    ) -> None:
+        logs.configure_unless_configured(log_settings.level, log_settings.format)
         self.transcriber = Transcriber.load(config)
         self.decode.set_max_batch_size(batch_size)  # type: ignore[attr-defined]
         self.decode.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]

@@ -44,8 +44,7 @@ def model_application(plan: ClusterPlan) -> Application:
         graceful_shutdown_wait_loop_s=MODEL_WAIT_LOOP_S,
         logging_config={"enable_access_log": False},  # a line per window: Serve's metrics count them
     )
-    log_level = plan.ingress_settings.log.level
-    return deployment.bind(plan.model_config, plan.batch_size, plan.batch_wait_s, log_level)
+    return deployment.bind(plan.model_config, plan.batch_size, plan.batch_wait_s, plan.ingress_settings.log)
 
 
 def ingress_application(plan: ClusterPlan) -> Application:
