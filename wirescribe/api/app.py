@@ -31,6 +31,7 @@ from wirescribe.api.metrics import CONTENT_TYPE, Metrics
 from wirescribe.api.state import AppState, FileTurns, default_node
 from wirescribe.asr.model import ModelLoadError, Transcriber
 from wirescribe.asr.scheduler import Scheduler
+from wirescribe.asr.types import ModelBackend
 from wirescribe.audio.decode import ffmpeg_version, find_ffmpeg, use_ffmpeg
 from wirescribe.audio.vad import silero_probability
 from wirescribe.settings import Settings, SettingsError
@@ -43,7 +44,7 @@ class StartupError(Exception):
 
 
 async def _build_state(
-    app: FastAPI, settings: Settings | None, transcriber: Transcriber | None, node: str | None
+    app: FastAPI, settings: Settings | None, transcriber: ModelBackend | None, node: str | None
 ) -> AppState:
     """Settings (from the environment unless given), logging, the model, VAD and scheduler."""
     try:
@@ -76,7 +77,7 @@ async def _build_state(
 
 
 def _lifespan(
-    settings: Settings | None, transcriber: Transcriber | None, node: str | None
+    settings: Settings | None, transcriber: ModelBackend | None, node: str | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +112,18 @@ async def _drain(state: AppState) -> None:
     """Refuse new sessions; let every live one finish with ``final`` + 1001 (bounded wait)."""
     state.draining = True
     await drain(state.sessions.values(), state.settings.shutdown_grace)
+
+
+async def drain_app(app: FastAPI) -> int:
+    """What shutdown does first, for a host that stops the app its own way (a Serve replica):
+    refuse new sessions and let every live one finish with ``final`` + 1001. Returns how many
+    sessions were live (0 before the app has started)."""
+    state = state_of_app(app)
+    if state is None:
+        return 0
+    live = len(state.sessions)
+    await _drain(state)
+    return live
 
 
 async def health(request: Request) -> JSONResponse:
@@ -158,7 +171,7 @@ class _CleanStartupErrors:
 
 
 def create_app(
-    settings: Settings | None = None, transcriber: Transcriber | None = None, node: str | None = None
+    settings: Settings | None = None, transcriber: ModelBackend | None = None, node: str | None = None
 ) -> FastAPI:
     """A fresh app; ``settings`` and ``transcriber`` default to the environment and a loaded
     model (both are taken at start-up, in the lifespan, never at import). ``node`` is what

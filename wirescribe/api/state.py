@@ -15,8 +15,8 @@ from wirescribe.api.hosts import HostPolicy
 from wirescribe.api.lifecycle import LiveConnection
 from wirescribe.api.metrics import Metrics
 from wirescribe.api.tokens import TemporaryTokens
-from wirescribe.asr.model import Transcriber
 from wirescribe.asr.scheduler import Scheduler
+from wirescribe.asr.types import ModelBackend
 from wirescribe.audio.vad import ProbabilityFn
 from wirescribe.settings import Settings
 
@@ -40,7 +40,7 @@ class AppState:
     """What every route of one app shares: settings, the model and its scheduler, metrics."""
 
     settings: Settings  # resolved: no "auto" left
-    transcriber: Transcriber
+    transcriber: ModelBackend  # the loaded Transcriber, or a stand-in (the cluster's)
     scheduler: Scheduler
     vad_probability: ProbabilityFn
     metrics: Metrics

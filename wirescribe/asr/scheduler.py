@@ -49,7 +49,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from wirescribe.asr.model import BatchItem, DecodeOptions, Transcriber, Transcript
+from wirescribe.asr.model import BatchItem, DecodeOptions, Transcript
+from wirescribe.asr.types import ModelBackend
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class Scheduler:
         self._listeners: list[JobListener] = []
 
     @classmethod
-    def for_transcriber(cls, transcriber: Transcriber, workers: int = 1, batch_size: int = 0) -> Scheduler:
+    def for_transcriber(cls, transcriber: ModelBackend, workers: int = 1, batch_size: int = 0) -> Scheduler:
         """The server's scheduler in front of ``transcriber``; ``batch_size`` 0 picks the
         device's default (8 on CUDA, 1 on a CPU, where batching gains nothing)."""
         size = batch_size or default_batch_size(transcriber.device)

@@ -7,7 +7,11 @@ these names: ``from wirescribe.asr.model import DecodeOptions`` keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,31 @@ class DecodeOptions:
             raise ValueError("temperature needs at least one value")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
+
+
+class ModelBackend(Protocol):
+    """What the app needs of a model: the loaded :class:`~wirescribe.asr.model.Transcriber`, or
+    a stand-in that decodes elsewhere (the cluster's ``RemoteTranscriber``, tests' fakes)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def compute_type(self) -> str: ...
+    @property
+    def supported_languages(self) -> list[str]: ...
+    @property
+    def default_language(self) -> str | None: ...
+    @property
+    def load_seconds(self) -> float | None:
+        """How long loading the model took here (None: nothing was loaded here)."""
+        ...
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions = ...) -> Transcript:
+        """Blocking: one window (16 kHz mono float32)."""
+        ...
+
+    def transcribe_batch(self, items: Sequence[tuple[np.ndarray, DecodeOptions]]) -> list[Transcript]:
+        """Blocking: several windows in one model call, results in their order."""
+        ...

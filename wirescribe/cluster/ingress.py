@@ -31,9 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
-from wirescribe.api.app import create_app
-from wirescribe.api.deps import state_of_app
-from wirescribe.api.lifecycle import drain
+from wirescribe.api.app import create_app, drain_app
 from wirescribe.cluster.nodes import node_label
 from wirescribe.cluster.remote import ModelInfo, RemoteTranscriber
 from wirescribe.settings import Settings
@@ -62,12 +60,9 @@ async def drain_when_stopping(app: FastAPI, stopping: Callable[[], bool]) -> Non
     """Wait until the replica is stopping, then let every live session finish with ``final``."""
     while not stopping():
         await asyncio.sleep(WATCH_INTERVAL)
-    state = state_of_app(app)
-    if state is None:
-        return
-    log.info("Serve is stopping this replica: draining %d live session(s)", len(state.sessions))
-    state.draining = True  # as the app's own drain (api/app.py): new sessions get busy
-    await drain(state.sessions.values(), state.settings.shutdown_grace)
+    log.info("Serve is stopping this replica: draining its live sessions")
+    drained = await drain_app(app)  # as the app's own shutdown: new sessions get busy
+    log.info("drained %d session(s)", drained)
 
 
 class WirescribeIngress:
@@ -86,7 +81,7 @@ class WirescribeIngress:
         info: ModelInfo = await self._model.describe.remote()
         node = node_label()
         transcriber = RemoteTranscriber(self._model, info, node, self._call_timeout)
-        app = create_app(self._settings, transcriber=transcriber, node=node)  # type: ignore[arg-type]
+        app = create_app(self._settings, transcriber=transcriber, node=node)
         stopping = stopping_probe()
         if stopping is None:
             log.warning(
