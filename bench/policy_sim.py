@@ -43,8 +43,14 @@ args_verbose = False
 fixed_cost = 0.0
 
 
+tentative_beam = 1
+
+
 def live_options(window: Window, context: float | None) -> DecodeOptions:
-    return live_decode_options(window, "en", context)
+    options = live_decode_options(window, "en", context)
+    if not window.closes_utterance and tentative_beam > 1:
+        options = replace(options, beam_size=tentative_beam)
+    return options
 
 
 def simulate(
@@ -64,6 +70,9 @@ def simulate(
         while fed < len(audio) and fed + step <= clock * SAMPLE_RATE + 1:
             policy.insert_audio(audio[fed : fed + step])
             fed += step
+            update = policy.poll()  # a held closing pass commits once its pause is complete
+            if update is not None:
+                commits.append((max(clock, fed / SAMPLE_RATE), update.committed))
         window = policy.pending_window()
         if window is None:
             clock = max(clock, (fed + step) / SAMPLE_RATE)  # wait for the next slice
@@ -115,6 +124,7 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--fixed-cost", type=float, default=0.0, help="pretend each model call takes this long")
     p.add_argument("--context", type=float, default=12.0, help="encoder context seconds (30: full)")
+    p.add_argument("--tentative-beam", type=int, default=1, help="beam size of the tentative updates")
     for f in fields(StreamingOptions):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
     args = p.parse_args()
@@ -126,8 +136,9 @@ def main() -> None:
             if getattr(args, f.name) is not None
         },
     )
-    global args_verbose, fixed_cost
+    global args_verbose, fixed_cost, tentative_beam
     args_verbose = args.verbose
+    tentative_beam = args.tentative_beam
     fixed_cost = args.fixed_cost
     model = Transcriber.load(ModelConfig())
     audio, reference = load_speech()
