@@ -18,92 +18,25 @@ transcriber.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from wirescribe.asr.model import Segment, Transcript, Word
 from wirescribe.audio.buffer import GrowableBuffer
 from wirescribe.audio.vad import Scored, VoiceActivity
+from wirescribe.streaming.agreement import after_committed, common_prefix, without_unsure_tail
 from wirescribe.streaming.events import Event
 from wirescribe.streaming.hallucinations import is_hallucination, normalize, phrase
 from wirescribe.streaming.turns import CLOSING_REASONS, Turns
+from wirescribe.streaming.window import SR, FinalTranscript, Pending, StreamingOptions, Update, Window
 
-SR = 16000
+DEFAULT_OPTIONS = StreamingOptions()
+
+__all__ = [  # the vocabulary lives in window.py; importing it from here keeps working
+    "SR", "FinalTranscript", "Pending", "StreamingOptions", "StreamingPolicy", "Update", "Window",
+]  # fmt: skip
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
-
-
-@dataclass(frozen=True)
-class StreamingOptions:
-    min_new_audio: float = 0.25  # seconds of new audio that make another update worthwhile
-    pause: float = 0.8  # trailing silence that ends an utterance and commits it
-    lead_in: float = 0.4  # audio kept before detected speech onset
-    tail_pad: float = 0.25  # audio kept after the last speech when an utterance is cut
-    max_window: float = 24.0  # never let the window grow past this (Whisper sees 30 s)
-    prompt_chars: int = 200  # committed text handed to the model as context
-    keep_context: float = 4.0  # committed audio kept before the uncommitted part, as context
-    max_gap: float = 3.0  # silence longer than this drops committed audio kept as context
-    settle: float = 0.3  # a word commits only once it ended this long before its window's end
-    # The closing pass starts this long before the pause is complete; its words are held, and
-    # commit (and the utterance ends) the moment the pause is: its decode time is hidden.
-    early_close: float = 0.3
-
-
-@dataclass(frozen=True)
-class Window:
-    """Audio for one model call."""
-
-    audio: np.ndarray
-    start: int  # absolute sample index of audio[0]
-    prompt: str
-    final: bool  # commit everything it yields (pause or end of stream)
-    reason: str = ""  # why a final window is final: "pause", "finalize", "eof" or "length"
-
-    @property
-    def closes_utterance(self) -> bool:
-        """The window ends an utterance (not only a window grown too long): the one pass whose
-        words are committed whole, worth the stronger decode."""
-        return self.reason in CLOSING_REASONS
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.audio)
-
-    @property
-    def offset(self) -> float:
-        return self.start / SR
-
-    @property
-    def seconds(self) -> float:
-        return len(self.audio) / SR
-
-
-@dataclass(frozen=True)
-class Pending:
-    """What the session's next turn holds, read without cutting a window (:meth:`StreamingPolicy.pending`):
-    what the scheduler orders the sessions' turns by."""
-
-    closes: bool  # the next window would end an utterance (a pause): it commits whole
-    speech_from: int | None  # first sample of the speech not committed yet (None: none waits)
-    new_speech: bool  # speech was heard after the last window's end
-
-
-@dataclass(frozen=True)
-class Update:
-    committed: str
-    tentative: str
-    audio_seconds: float
-
-    @property
-    def text(self) -> str:
-        return self.committed + self.tentative
-
-
-@dataclass(frozen=True)
-class FinalTranscript:
-    text: str
-    segments: tuple[Segment, ...]
-    audio_seconds: float
 
 
 class StreamingPolicy:
@@ -112,7 +45,7 @@ class StreamingPolicy:
     def __init__(
         self,
         vad: VoiceActivity,
-        options: StreamingOptions = StreamingOptions(),
+        options: StreamingOptions = DEFAULT_OPTIONS,
         language: str | None = None,
     ) -> None:
         self._vad = vad
@@ -351,7 +284,7 @@ class StreamingPolicy:
         """The held closing pass's words as the tentative text (nothing commits)."""
         before = self._tentative
         heard = self._hypothesis_words(window, result)
-        words, _ = _after_committed(self._committed[-3:], heard, window.offset)
+        words, _ = after_committed(self._committed[-3:], heard, window.offset)
         self._tentative = words
         if self._tentative == before:
             return None
@@ -367,12 +300,12 @@ class StreamingPolicy:
         heard = self._hypothesis_words(window, result)
         if window.closes_utterance:
             self._check_early_commits(window, heard)
-        words, anchored = _after_committed(self._committed[-3:], heard, window.offset)
+        words, anchored = after_committed(self._committed[-3:], heard, window.offset)
         if window.final:
             if not anchored and self._hypothesis:
                 # This pass may have skipped words at its start: keep what the last hypothesis
                 # heard there, and take from this one only what comes after it.
-                words = self._hypothesis + _after_committed(self._hypothesis[-3:], words, window.offset)[0]
+                words = self._hypothesis + after_committed(self._hypothesis[-3:], words, window.offset)[0]
             self._commit(words)
             self._utterance_over = True
             self._hypothesis, self._tentative = [], []
@@ -387,7 +320,7 @@ class StreamingPolicy:
             # Unanchored hypotheses are trusted again once the window has grown well past its
             # context: better than waiting for a pause that may not come.
             trusted = anchored or window.seconds > self._opts.keep_context + 6
-            agreed = _common_prefix(settled, words) if trusted else 0
+            agreed = common_prefix(settled, words) if trusted else 0
             self._commit(words[:agreed])
             self._hypothesis = self._tentative = words[agreed:]
             self._hypothesis_end = min(window.end, self._speech_end(window)) / SR
@@ -439,7 +372,7 @@ class StreamingPolicy:
             repeated, previous = text == previous, text
             if repeated or is_hallucination(seg) or not self._heard(window, seg):
                 continue
-            for w in _without_unsure_tail(seg.words):
+            for w in without_unsure_tail(seg.words):
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
@@ -527,50 +460,3 @@ class StreamingPolicy:
 
     def _segment(self, words: list[Word]) -> Segment:
         return Segment(words[0].start, words[-1].end, self._join(words).strip(), tuple(words))
-
-
-def _common_prefix(a: list[Word], b: list[Word]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if normalize(x.text) != normalize(y.text) or not normalize(x.text):
-            break
-        n += 1
-    return n
-
-
-def _after_committed(tail: list[Word], words: list[Word], window_start: float) -> tuple[list[Word], bool]:
-    """The words of a hypothesis that come after the committed ones, and whether the
-    hypothesis re-read one of the last committed words (is *anchored* to the committed text).
-
-    The window usually re-reads some committed audio (kept as context). A committed word is
-    found again in the hypothesis by its text near its time, so a re-read is dropped while the
-    same word said again right after it ("had had") is kept. The last three committed words
-    are tried, latest first, since the model may re-spell the very last one. A hypothesis
-    anchored to none of them may have skipped words at its start (a known failure on windows
-    that begin mid-sentence): the caller shows its words but does not commit them by agreement.
-    """
-    if not tail or tail[-1].end <= window_start + 0.05:
-        return words, True
-    last = tail[-1]
-    for anchor in reversed(tail[-3:]):
-        if anchor.end <= window_start + 0.05:
-            break
-        key = normalize(anchor.text)
-
-        def distance(w: Word, anchor: Word = anchor) -> float:
-            return min(abs(w.start - anchor.start), abs(w.end - anchor.end))
-
-        near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
-        if near:
-            rest = words[words.index(min(near, key=distance)) + 1 :]
-            return [w for w in rest if anchor is last or w.end > last.end + 0.15], True
-    return [w for w in words if w.end > last.end + 0.15], False
-
-
-def _without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
-    """Drop the near-zero-probability words a segment ends with: text the model invents after
-    the speech (or a word cut off mid-way, which the next update hears whole)."""
-    end = len(words)
-    while end and words[end - 1].probability < 0.1:
-        end -= 1
-    return words[:end]

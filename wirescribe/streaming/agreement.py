@@ -1,0 +1,55 @@
+"""How successive hypotheses of one session's audio are compared (pure functions on words):
+LocalAgreement's common prefix, finding the committed words again in a hypothesis that re-reads
+them, and the unsure tail a segment ends with."""
+
+from __future__ import annotations
+
+from wirescribe.asr.model import Word
+from wirescribe.streaming.hallucinations import normalize
+
+
+def common_prefix(a: list[Word], b: list[Word]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if normalize(x.text) != normalize(y.text) or not normalize(x.text):
+            break
+        n += 1
+    return n
+
+
+def after_committed(tail: list[Word], words: list[Word], window_start: float) -> tuple[list[Word], bool]:
+    """The words of a hypothesis that come after the committed ones, and whether the
+    hypothesis re-read one of the last committed words (is *anchored* to the committed text).
+
+    The window usually re-reads some committed audio (kept as context). A committed word is
+    found again in the hypothesis by its text near its time, so a re-read is dropped while the
+    same word said again right after it ("had had") is kept. The last three committed words
+    are tried, latest first, since the model may re-spell the very last one. A hypothesis
+    anchored to none of them may have skipped words at its start (a known failure on windows
+    that begin mid-sentence): the caller shows its words but does not commit them by agreement.
+    """
+    if not tail or tail[-1].end <= window_start + 0.05:
+        return words, True
+    last = tail[-1]
+    for anchor in reversed(tail[-3:]):
+        if anchor.end <= window_start + 0.05:
+            break
+        key = normalize(anchor.text)
+
+        def distance(w: Word, anchor: Word = anchor) -> float:
+            return min(abs(w.start - anchor.start), abs(w.end - anchor.end))
+
+        near = [w for w in words if normalize(w.text) == key and distance(w) <= 0.6]
+        if near:
+            rest = words[words.index(min(near, key=distance)) + 1 :]
+            return [w for w in rest if anchor is last or w.end > last.end + 0.15], True
+    return [w for w in words if w.end > last.end + 0.15], False
+
+
+def without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
+    """Drop the near-zero-probability words a segment ends with: text the model invents after
+    the speech (or a word cut off mid-way, which the next update hears whole)."""
+    end = len(words)
+    while end and words[end - 1].probability < 0.1:
+        end -= 1
+    return words[:end]

@@ -1,0 +1,90 @@
+"""The streaming policy's vocabulary: its options, the window it asks the model for, what it
+answers (an update, the final transcript) and what its next turn holds (pure data).
+
+Kept apart from ``policy.py`` (the logic) so that the session, the scheduler and the tests share
+it; ``policy.py`` re-exports every name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wirescribe.asr.model import Segment
+from wirescribe.streaming.turns import CLOSING_REASONS
+
+SR = 16000
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    min_new_audio: float = 0.25  # seconds of new audio that make another update worthwhile
+    pause: float = 0.8  # trailing silence that ends an utterance and commits it
+    lead_in: float = 0.4  # audio kept before detected speech onset
+    tail_pad: float = 0.25  # audio kept after the last speech when an utterance is cut
+    max_window: float = 24.0  # never let the window grow past this (Whisper sees 30 s)
+    prompt_chars: int = 200  # committed text handed to the model as context
+    keep_context: float = 4.0  # committed audio kept before the uncommitted part, as context
+    max_gap: float = 3.0  # silence longer than this drops committed audio kept as context
+    settle: float = 0.3  # a word commits only once it ended this long before its window's end
+    # The closing pass starts this long before the pause is complete; its words are held, and
+    # commit (and the utterance ends) the moment the pause is: its decode time is hidden.
+    early_close: float = 0.3
+
+
+@dataclass(frozen=True)
+class Window:
+    """Audio for one model call."""
+
+    audio: np.ndarray
+    start: int  # absolute sample index of audio[0]
+    prompt: str
+    final: bool  # commit everything it yields (pause or end of stream)
+    reason: str = ""  # why a final window is final: "pause", "finalize", "eof" or "length"
+
+    @property
+    def closes_utterance(self) -> bool:
+        """The window ends an utterance (not only a window grown too long): the one pass whose
+        words are committed whole, worth the stronger decode."""
+        return self.reason in CLOSING_REASONS
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.audio)
+
+    @property
+    def offset(self) -> float:
+        return self.start / SR
+
+    @property
+    def seconds(self) -> float:
+        return len(self.audio) / SR
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the session's next turn holds, read without cutting a window (:meth:`StreamingPolicy.pending`):
+    what the scheduler orders the sessions' turns by."""
+
+    closes: bool  # the next window would end an utterance (a pause): it commits whole
+    speech_from: int | None  # first sample of the speech not committed yet (None: none waits)
+    new_speech: bool  # speech was heard after the last window's end
+
+
+@dataclass(frozen=True)
+class Update:
+    committed: str
+    tentative: str
+    audio_seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.committed + self.tentative
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    text: str
+    segments: tuple[Segment, ...]
+    audio_seconds: float
