@@ -145,6 +145,7 @@ def test_redact() -> None:
 
 
 def test_log_redaction_filter_on_uvicorn_loggers(caplog: pytest.LogCaptureFixture) -> None:
+    factory = logging.getLogRecordFactory()  # Python's, or a library's (Ray sets one on import)
     remove = security.install_log_redaction()
     try:
         with caplog.at_level(logging.INFO, logger="uvicorn.error"):
@@ -155,7 +156,7 @@ def test_log_redaction_filter_on_uvicorn_loggers(caplog: pytest.LogCaptureFixtur
         remove()
     assert "s3cret" not in caplog.text
     assert "token=***&format=auto" in caplog.text
-    assert not logsafe.installed() and logging.getLogRecordFactory() is logging.LogRecord
+    assert not logsafe.installed() and logging.getLogRecordFactory() is factory
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])

@@ -61,7 +61,7 @@ def test_a_real_session_shows_in_metrics_and_in_the_log(
     # The app's own lines reach the log under plain uvicorn, each with its session's id.
     log = live_server.log.read_text()
     mine = [line for line in log.splitlines() if f"[session={session_id}]" in line]
-    assert any("wirescribe.api.ws" in line and "session opened" in line for line in mine), log[-3000:]
+    assert any("wirescribe.api.edge" in line and "session opened" in line for line in mine), log[-3000:]
     assert any("session closed" in line for line in mine)
     assert re.search(r"INFO wirescribe\.asr\.model \[session=-\] loaded model tiny\.en", log)
 
