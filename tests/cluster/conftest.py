@@ -48,7 +48,9 @@ def cluster_settings(port: int, **extra: str) -> Settings:
             "STT_SERVE_INGRESS_CPUS": "0.5",
             "STT_SERVE_MODEL_CPUS": "0.5",
             "STT_SERVE_CALL_TIMEOUT": "30",
-            "STT_SERVE_BATCH_WAIT_MS": "30",  # windows of sessions a moment apart share a call
+            # windows of sessions a moment apart share a call: on 2 CPU cores calls rarely overlap,
+            # and at 30 ms a run could end with no batch mixing both nodes (the test asks for one)
+            "STT_SERVE_BATCH_WAIT_MS": "150",
             **extra,
         }
     )
