@@ -4,12 +4,14 @@ never go backwards, endpointing, finalize, and the closing pass's check of early
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.support.policy_world import FakeModel, Run, Spoken, make_script, render, stream
-from wirescribe.asr.model import Word
+from wirescribe.asr.model import Transcript, Word
 from wirescribe.streaming.events import SpeechStarted, TranscriptChanged, UtteranceEnded
-from wirescribe.streaming.policy import StreamingOptions
+from wirescribe.streaming.policy import StreamingOptions, Window
 
 
 def check_events(run: Run) -> list[UtteranceEnded]:
@@ -161,4 +163,22 @@ def test_speech_that_arrives_in_one_big_block_starts_where_it_starts() -> None:
     run = stream(audio, FakeModel(script), block=len(audio) / 16000)
     starts = [e for e in run.events if isinstance(e, SpeechStarted)]
     assert len(starts) == 1 and abs(starts[0].at - 0.5) < 0.1
+    assert run.final.text.split() == [w.text for w in script]
+
+
+def test_the_closing_pass_keeps_an_unsure_last_word() -> None:
+    """A live window that ends inside a word drops the model's near-zero-probability guess at it;
+    the closing window ends after the speech, so its last word is kept however unsure."""
+    script = make_script(1, seed=21, words=(7, 7))
+
+    class UnsureLastWord(FakeModel):
+        def __call__(self, window: Window) -> Transcript:
+            result = super().__call__(window)
+            segments = tuple(
+                replace(s, words=(*s.words[:-1], replace(s.words[-1], probability=0.02))) if s.words else s
+                for s in result.segments
+            )
+            return replace(result, segments=segments)
+
+    run = stream(render(script, tail=1.5), UnsureLastWord(script))
     assert run.final.text.split() == [w.text for w in script]

@@ -372,7 +372,9 @@ class StreamingPolicy:
             repeated, previous = text == previous, text
             if repeated or is_hallucination(seg) or not self._heard(window, seg):
                 continue
-            for w in without_unsure_tail(seg.words):
+            # A live window may end inside a word, which the model then guesses; the closing
+            # window ends after the speech, so its last word is kept however unsure.
+            for w in seg.words if window.closes_utterance else without_unsure_tail(seg.words):
                 a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
                 if normalize(a.text) and self._spoken(a):
                     words.append(a)
