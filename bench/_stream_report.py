@@ -106,6 +106,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
     a = ax[0][0]
     a.plot(ns, [lv["commit_latency"]["median"] for lv in levels], "o-", label="committed, median")
     a.plot(ns, [lv["commit_latency"]["p90"] for lv in levels], "o--", label="committed, p90")
+    if all(lv.get("worst_session_p90") is not None for lv in levels):
+        a.plot(ns, [lv["worst_session_p90"] for lv in levels], "^:", label="committed, worst session's p90")
     a.plot(ns, [lv["first_seen_latency"]["median"] for lv in levels], "s-", label="first seen, median")
     if b and b["first_seen_latency"]["median"] is not None:
         a.axhline(b["first_seen_latency"]["median"], color="r", ls=":", label="literal design, first seen")

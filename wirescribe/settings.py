@@ -26,7 +26,7 @@ from wirescribe.logs import LEVELS as LOG_LEVELS
 N = TypeVar("N", int, float)
 
 MAX_AUTO_WORKERS = 4  # scheduler workers chosen on a CPU at most (STT_SCHEDULER_WORKERS: any)
-SESSIONS_PER_CPU_WORKER = 6  # the automatic session limit on a CPU, per model worker
+SESSIONS_PER_CPU_WORKER = 6  # the automatic session limit on a CPU, per model worker (see resolved())
 CUDA_SESSIONS = 16  # the automatic session limit on CUDA
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -237,8 +237,10 @@ class Settings:
         (``bench/stream_bench.py``: 8 streams, median commit latency 3.1 s -> 1.9 s). On CUDA:
         one worker, which batches windows instead (see ``batch_size``).
 
-        The session limit: on a CPU, 6 per worker, what keeps the median committed-word latency
-        at 2.5 s (2 cores: 12 streams 2.5 s, 16 streams 3.3 s); on CUDA, not measured, 16.
+        The session limit: on a CPU, 6 per worker, the most the benchmark of dense speech keeps
+        within its targets (``bench/stream_bench.py --dense``, 2 cores: 12 streams 1.93 s median
+        committed-word latency, every session's p90 under 3.5 s, WER as one stream's); on CUDA,
+        not measured, 16.
         """
         cores = cores or os.cpu_count() or 1
         cuda = resolve_device(self.model.device) == "cuda"
