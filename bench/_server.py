@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,20 @@ def start(
 
 
 stop = stop_server
+
+
+def scrape(server: BenchServer) -> dict[str, float]:
+    """The server's /metrics: ``name{labels}`` -> value (histogram buckets and all)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{server.http}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
 
 
 # -- the log ---------------------------------------------------------------------------------

@@ -44,13 +44,14 @@ def print_report(data: dict[str, Any]) -> None:
             lv.get("worst_session_p90"), lv["lag"]["median"], lv["lag"]["p90"], lv["lag"]["max"],
             lv.get("closing_calls_per_s"), lv.get("tentative_calls_per_s"), cc.get("median"),
             tc.get("median"),
+            (lv.get("server") or {}).get("stt_scheduler_deferred_total"),
             " ".join(f"{x:g}" for x in lv.get("loadavg_before", [])) or None,
         ])  # fmt: skip
     print(table([
         "streams", "commit lat. median (s)", "commit lat. p90 (s)", "sessions' p90, median (s)",
         "worst session's p90 (s)", "lag median (s)", "lag p90 (s)", "lag max (s)",
         "closing calls/s", "tentative calls/s", "closing call median (s)", "tentative call median (s)",
-        "load avg before (1/5/15 min)",
+        "refreshes held back", "load avg before (1/5/15 min)",
     ], rows))  # fmt: skip
     b = data.get("baseline")
     if not b:

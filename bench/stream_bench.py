@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             # Fewer than --min-sessions streams: repeat the level, so every WER is a mean over
             # as many sessions (one session's WER moves by a whole word from run to run).
             load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine, before the level
+            before = _server.scrape(server)
             rounds = [
                 asyncio.run(run_level(server, chunks, n, slice_s, args.stagger, args.timeout))
                 for _ in range(max(1, -(-args.min_sessions // n)))
@@ -298,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             lv = level_figures(n, figures, calls, began, ended, peak)
             lv["loadavg_before"] = load
+            after = _server.scrape(server)
+            lv["server"] = {  # the server's own view of the level (its /metrics, differences)
+                k: after.get(k, 0.0) - before.get(k, 0.0)
+                for k in ("stt_scheduler_deferred_total", 'stt_model_windows_total{kind="closing"}',
+                          'stt_model_windows_total{kind="other"}', "stt_commit_latency_seconds_count",
+                          "stt_commit_latency_seconds_sum", "stt_session_lag_seconds_count")
+            }  # fmt: skip
             data["levels"].append(lv)
             comp = lv["compute"] or {}
             print(f"{n} streams: WER {lv['wer_mean']}, commit latency {lv['commit_latency']['median']} "

@@ -239,8 +239,8 @@ class Settings:
 
         The session limit: on a CPU, 6 per worker, the most the benchmark of dense speech keeps
         within its targets (``bench/stream_bench.py --dense``, 2 cores: 12 streams 1.93 s median
-        committed-word latency, every session's p90 under 3.5 s, WER as one stream's); on CUDA,
-        not measured, 16.
+        committed-word latency, every session's p90 under 3.5 s, WER as one stream's; 16 served:
+        2.41 s, one session's p90 6.2 s); on CUDA, not measured, 16.
         """
         cores = cores or os.cpu_count() or 1
         cuda = resolve_device(self.model.device) == "cuda"
