@@ -85,6 +85,11 @@ def simulate(
             print(f"slow call: {took:.2f}s window {len(window.audio) / SAMPLE_RATE:.1f}s -> {result.text!r}")
         calls += 1
         clock += fixed_cost or took
+        # The audio that arrived while the model worked is in the session before its result is
+        # (as in the server, where decoding goes on beside the model call).
+        while fed < len(audio) and fed + step <= clock * SAMPLE_RATE + 1:
+            policy.insert_audio(audio[fed : fed + step])
+            fed += step
         update = policy.apply(window, result)
         if update is not None:
             commits.append((clock, update.committed))

@@ -169,7 +169,7 @@ class StreamingPolicy:
         if self._held is not None:
             if not new_speech:
                 return None  # the closing pass is done; poll() commits it once the pause is
-            self._held = None  # speech went on: that pass was only a better tentative
+            self._commit_unfinished(*self._held)
         silence = total - speech_end
         if silence >= (self._opts.pause - self._opts.early_close) * SR:  # the utterance is ending
             self._last_window_end = total
@@ -274,11 +274,21 @@ class StreamingPolicy:
         if window.reason == "pause":
             total = self.total_samples
             if self._vad.has_speech(window.end, total, min_speech=0):
-                window = replace(window, final=False, reason="")  # the utterance went on
-            elif total - self._speech_end(window) < self._opts.pause * SR:
+                return self._commit_unfinished(window, result)
+            if total - self._speech_end(window) < self._opts.pause * SR:
                 self._held = (window, result)
                 return self._show(window, result)
         return self._apply_now(window, result)
+
+    def _commit_unfinished(self, window: Window, result: Transcript) -> Update | None:
+        """A closing pass whose pause did not complete: the speech went on after a gap shorter
+        than the endpointing. What it heard before the gap is over and was decoded the strong
+        way: commit it whole (as a window grown too long is), and let the utterance go on.
+        (Taken as a mere tentative update instead, it left the words before the gap
+        uncommitted, and the next windows, which start far back in the utterance, were heard
+        from the gap on only: "do for them. He was" was lost.)"""
+        self._held = None
+        return self._apply_now(replace(window, reason="length"), result)
 
     def _show(self, window: Window, result: Transcript) -> Update | None:
         """The held closing pass's words as the tentative text (nothing commits)."""
