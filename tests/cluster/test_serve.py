@@ -92,8 +92,10 @@ def serve_app_name() -> str:
 
 
 def max_gap(result: StreamResult, until: float) -> float:
-    """The longest silence between two server messages before ``until`` (s since start)."""
-    times = [r.at for r in result.messages if r.at <= until]
+    """The longest silence between two server messages from the first transcript (the session
+    under way: the wait for the first words is not a kill's cost) to ``until`` (s since start)."""
+    first = next((r.at for r in result.messages if r.message["type"] == "transcript"), until)
+    times = [r.at for r in result.messages if first <= r.at <= until]
     return max(b - a for a, b in itertools.pairwise(times)) if len(times) > 1 else 0.0
 
 
