@@ -59,16 +59,10 @@ stop = stop_server
 
 def scrape(server: BenchServer) -> dict[str, float]:
     """The server's /metrics: ``name{labels}`` -> value (histogram buckets and all)."""
-    from prometheus_client.parser import text_string_to_metric_families
+    from tests.support.servers import parse_metrics
 
     with urllib.request.urlopen(f"{server.http}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
+        return parse_metrics(reply.read().decode())
 
 
 # -- the log ---------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ import asyncio
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ from _common import (
     table,
 )
 
-from tests.support.servers import parse_metrics
 from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber, Word
 from wirescribe.client import StreamResult, stream, webm_slices
 from wirescribe.wer import word_error_rate
@@ -55,8 +53,7 @@ from wirescribe.wer import word_error_rate
 
 def early_commits(server: _server.BenchServer) -> tuple[float, float]:
     """(agreed, disagreed) early-committed words the server has counted so far."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as r:
-        m = parse_metrics(r.read().decode())
+    m = _server.scrape(server)
     agreed = m.get('stt_early_commit_words_total{closing_pass="agreed"}', 0.0)
     return agreed, m.get('stt_early_commit_words_total{closing_pass="disagreed"}', 0.0)
 

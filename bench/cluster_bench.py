@@ -131,18 +131,9 @@ def cpu_seconds() -> dict[str, float]:
 
 
 def ledgers(app: str, want: int) -> list[dict[str, Any]]:
-    from ray import serve
+    from wirescribe.cluster.serve import model_ledgers
 
-    from wirescribe.cluster.serve import MODEL_DEPLOYMENT
-
-    handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=app)
-    seen: dict[str, dict[str, Any]] = {}
-    for _ in range(60):
-        ledger = handle.ledger.remote().result(timeout_s=10)
-        seen[ledger["replica"]] = ledger
-        if len(seen) >= want:
-            break
-    return list(seen.values())
+    return model_ledgers(app, want)
 
 
 def batch_delta(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:

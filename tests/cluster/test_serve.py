@@ -70,21 +70,11 @@ def assert_finished(result: StreamResult, close: int = 1000) -> dict[str, Any]:
 
 
 def ledgers() -> list[dict[str, Any]]:
-    """Every running model replica's ledger (a handle call reaches one replica at a time)."""
-    from ray import serve
-
-    from wirescribe.cluster.serve import MODEL_DEPLOYMENT
+    """Every running model replica's ledger."""
+    from wirescribe.cluster.serve import MODEL_DEPLOYMENT, model_ledgers
 
     app = f"{serve_app_name()}-model"
-    handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=app)
-    want = running_replicas(app, MODEL_DEPLOYMENT)
-    seen: dict[str, dict[str, Any]] = {}
-    for _ in range(60):
-        ledger = handle.ledger.remote().result(timeout_s=10)
-        seen[ledger["replica"]] = ledger
-        if len(seen) >= want:
-            break
-    return list(seen.values())
+    return model_ledgers(app, running_replicas(app, MODEL_DEPLOYMENT))
 
 
 def serve_app_name() -> str:

@@ -99,3 +99,17 @@ def undeploy(plan: ClusterPlan) -> None:
     then the model."""
     serve.delete(plan.app_name)
     serve.delete(plan.model_app_name)
+
+
+def model_ledgers(app: str, replicas: int) -> list[dict[str, Any]]:
+    """The ledgers (windows, calls by batch size, batches mixing nodes) of the model deployment's
+    running replicas in Serve application ``app``: a handle call reaches one replica at a time,
+    so it asks until it has heard from ``replicas`` of them (at most 60 calls)."""
+    handle = serve.get_deployment_handle(MODEL_DEPLOYMENT, app_name=app)
+    seen: dict[str, dict[str, Any]] = {}
+    for _ in range(60):
+        ledger = handle.ledger.remote().result(timeout_s=10)
+        seen[ledger["replica"]] = ledger
+        if len(seen) >= replicas:
+            break
+    return list(seen.values())
