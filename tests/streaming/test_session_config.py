@@ -14,8 +14,8 @@ from wirescribe.asr.model import DecodeOptions, Segment, Transcript, Word
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.vad import VoiceActivity
 from wirescribe.streaming.events import Event, Finalized, SessionConfig, TranscriptChanged, UtteranceEnded
-from wirescribe.streaming.policy import StreamingPolicy
-from wirescribe.streaming.session import LiveSession
+from wirescribe.streaming.policy import StreamingPolicy, Window
+from wirescribe.streaming.session import LiveSession, live_decode_options
 
 SR = 16000
 
@@ -85,8 +85,6 @@ def test_configure_reaches_the_next_model_call_and_finalize_commits_without_eof(
             assert [e.reason for e in ends] == ["finalize"]
             committed = [e for e in events if isinstance(e, TranscriptChanged)][-1]
             assert committed.tentative == "" and committed.committed == ends[0].text.strip()
-            closing = model.calls[-1]
-            assert (closing.beam_size, len(closing.temperature)) == (5, 6)  # the strong decode
             assert all(o.beam_size == 1 and o.temperature == (0.0,) for o in model.calls[:before])
             await session.end_input()
             final = await asyncio.wait_for(worker, 5)
@@ -97,3 +95,15 @@ def test_configure_reaches_the_next_model_call_and_finalize_commits_without_eof(
             await scheduler.stop()
 
     run(main)
+
+
+def test_the_closing_window_gets_the_strong_decode_and_live_ones_stay_cheap() -> None:
+    audio = np.zeros(5 * SR, dtype=np.float32)
+    live = live_decode_options(Window(audio, 0, "", final=False), "en", 8.0, "Asterisk")
+    closing = live_decode_options(Window(audio, 0, "", final=True, reason="pause"), "en", 8.0, "Asterisk")
+    grown = live_decode_options(Window(audio, 0, "", final=True, reason="length"), "en", 8.0)
+    assert (live.beam_size, live.temperature, live.context_seconds) == (1, (0.0,), 8.0)
+    assert (closing.beam_size, len(closing.temperature), closing.context_seconds) == (5, 6, 8.0)
+    assert (grown.beam_size, grown.temperature) == (1, (0.0,))  # a long window is not an utterance end
+    assert live.hotwords == closing.hotwords == "Asterisk"
+    assert closing.without_timestamps and closing.single_pass  # the seek loop invented sentences

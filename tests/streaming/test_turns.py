@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.support.policy_world import FakeModel, Run, Spoken, make_script, render, stream
+from tests.support.policy_world import FakeModel, Run, Spoken, check_updates, make_script, render, stream
 from wirescribe.asr.model import Transcript, Word
 from wirescribe.streaming.events import SpeechStarted, TranscriptChanged, UtteranceEnded
 from wirescribe.streaming.policy import StreamingOptions, Window
@@ -181,4 +181,16 @@ def test_the_closing_pass_keeps_an_unsure_last_word() -> None:
             return replace(result, segments=segments)
 
     run = stream(render(script, tail=1.5), UnsureLastWord(script))
+    assert run.final.text.split() == [w.text for w in script]
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_short_endpointing_commits_no_word_cut_off_by_the_closing_window(every: int) -> None:
+    """With 300 ms endpointing the closing pass may not start before the pause is complete (it
+    would start at once, and a window ending 0.25 s after the speech would cut the next word)."""
+    script = make_script(6, seed=23, pause_after=lambda s: [0.15, 0.35, 0.6][s % 3])
+    short = StreamingOptions(pause=0.3)
+    run = stream(render(script), FakeModel(script), block=0.1, every=every, options=short)
+    check_updates(run)  # nothing half-heard is committed
+    check_events(run)
     assert run.final.text.split() == [w.text for w in script]

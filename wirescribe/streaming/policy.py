@@ -32,6 +32,7 @@ from wirescribe.streaming.turns import CLOSING_REASONS, Turns
 from wirescribe.streaming.window import SR, FinalTranscript, Pending, StreamingOptions, Update, Window
 
 DEFAULT_OPTIONS = StreamingOptions()
+MIN_EARLY_SILENCE = 0.4  # seconds: the earliest a closing pass starts (see _closing_silence)
 
 __all__ = [  # the vocabulary lives in window.py; importing it from here keeps working
     "SR", "FinalTranscript", "Pending", "StreamingOptions", "StreamingPolicy", "Update", "Window",
@@ -169,9 +170,9 @@ class StreamingPolicy:
         if self._held is not None:
             if not new_speech:
                 return None  # the closing pass is done; poll() commits it once the pause is
-            self._commit_unfinished(*self._held)
+            self._resolve_closing(*self._held)
         silence = total - speech_end
-        if silence >= (self._opts.pause - self._opts.early_close) * SR:  # the utterance is ending
+        if silence >= self._closing_silence * SR:  # the utterance is ending
             self._last_window_end = total
             return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), "pause")
         if not new_speech and self._hypothesis:
@@ -189,12 +190,18 @@ class StreamingPolicy:
             return None
         window, result = self._held
         total = self.total_samples
-        if self._vad.has_speech(window.end, total, min_speech=0):
-            return None  # speech went on: pending_window drops the held pass
-        if total - self._speech_end(window) < self._opts.pause * SR:
+        resumed = self._vad.has_speech(window.end, total, min_speech=0)
+        if not resumed and total - self._speech_end(window) < self._opts.pause * SR:
             return None
-        self._held = None
-        return self._apply_now(window, result)
+        return self._resolve_closing(window, result)
+
+    @property
+    def _closing_silence(self) -> float:
+        """Seconds of silence after which the closing pass starts: ``early_close`` before the
+        pause is complete, but never before 0.4 s of it (the window ends 0.25 s after the
+        speech, and must end before the next words however soon they come), nor after it."""
+        pause = self._opts.pause
+        return max(pause - self._opts.early_close, min(pause, MIN_EARLY_SILENCE))
 
     def pending(self) -> Pending:
         """What :meth:`pending_window` (not final) would do now, without doing it: read-only."""
@@ -207,7 +214,7 @@ class StreamingPolicy:
             end = self._turns.last_speech_end(total)
             quiet_end = end is not None and total - end >= self._opts.pause * SR
             return Pending(due and quiet_end, None, new)
-        closing = total - bounds[1] >= (self._opts.pause - self._opts.early_close) * SR
+        closing = total - bounds[1] >= self._closing_silence * SR
         return Pending(due and closing and (self._held is None or new), bounds[0], new)
 
     def _window(self, end: int, reason: str) -> Window:
@@ -272,23 +279,30 @@ class StreamingPolicy:
         words show as the tentative text, and :meth:`poll` commits them when the pause is
         complete; speech that goes on makes it an ordinary tentative update."""
         if window.reason == "pause":
-            total = self.total_samples
-            if self._vad.has_speech(window.end, total, min_speech=0):
-                return self._commit_unfinished(window, result)
-            if total - self._speech_end(window) < self._opts.pause * SR:
-                self._held = (window, result)
-                return self._show(window, result)
+            return self._resolve_closing(window, result)
         return self._apply_now(window, result)
 
-    def _commit_unfinished(self, window: Window, result: Transcript) -> Update | None:
-        """A closing pass whose pause did not complete: the speech went on after a gap shorter
-        than the endpointing. What it heard before the gap is over and was decoded the strong
-        way: commit it whole (as a window grown too long is), and let the utterance go on.
-        (Taken as a mere tentative update instead, it left the words before the gap
-        uncommitted, and the next windows, which start far back in the utterance, were heard
-        from the gap on only: "do for them. He was" was lost.)"""
+    def _resolve_closing(self, window: Window, result: Transcript) -> Update | None:
+        """A closing pass, as far as its pause is known now:
+
+        * silence still, the pause not yet complete: held (its words shown as tentative);
+        * the pause complete (before any new words): committed, and the utterance ends;
+        * the speech went on after a gap shorter than the endpointing: what it heard before
+          the gap is over and was decoded the strong way, so it is committed whole (as a window
+          grown too long is) and the utterance goes on. (Taken as a mere tentative update
+          instead, it left those words uncommitted, and the next windows, which start far back
+          in the utterance, were heard from the gap on only: "do for them. He was" was lost.)
+        """
+        total = self.total_samples
+        end = self._speech_end(window)
+        resumed = self._vad.speech_bounds(window.end, total, min_speech=0)
+        if resumed is None and total - end < self._opts.pause * SR:
+            self._held = (window, result)
+            return self._show(window, result)
         self._held = None
-        return self._apply_now(replace(window, reason="length"), result)
+        if resumed is not None and resumed[0] - end < self._opts.pause * SR:
+            return self._apply_now(replace(window, reason="length"), result)
+        return self._apply_now(window, result)
 
     def _show(self, window: Window, result: Transcript) -> Update | None:
         """The held closing pass's words as the tentative text (nothing commits)."""
