@@ -151,10 +151,10 @@ class StreamingPolicy:
         if bounds is None:
             # No new speech: the model is not called. Committed audio stays as acoustic context
             # for the next utterance, unless the silence after it grows long.
-            if self._tentative:
-                self._hypothesis, self._tentative = [], []
-                self._changed()
             self._hypothesis = []
+            if self._tentative:
+                self._tentative = []
+                self._changed()
             if total - fresh > self._opts.max_gap * SR:
                 self._cut(max(self._buf_start, total - lead_in))
             self._end_quiet_utterance(total, reason if final else "")
@@ -275,9 +275,9 @@ class StreamingPolicy:
     def apply(self, window: Window, result: Transcript) -> Update | None:
         """Fold the model's result for ``window`` in; an :class:`Update` if the text changed.
 
-        A closing pass that ran before its pause was complete (``early_close``) is held: its
-        words show as the tentative text, and :meth:`poll` commits them when the pause is
-        complete; speech that goes on makes it an ordinary tentative update."""
+        A closing pass that ran before its pause was complete (``early_close``) is settled by
+        :meth:`_resolve_closing`: held until the pause is complete, or committed without
+        ending the utterance when the speech goes on first."""
         if window.reason == "pause":
             return self._resolve_closing(window, result)
         return self._apply_now(window, result)

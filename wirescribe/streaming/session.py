@@ -436,13 +436,9 @@ class LiveSession:
             done = await self._scheduler.transcribe_latest(
                 lambda: self._build(final), lambda: self._urgency(final)
             )
-            if done is None:
-                if final:
-                    self._policy.end_utterance(final)
-                return
-            window, result = done
-            self._apply(window, result)
-            if final:
+            if done is not None:
+                self._apply(*done)
+            if final:  # whether or not a window was left to transcribe
                 self._policy.end_utterance(final)
         finally:
             await self._send_events()
