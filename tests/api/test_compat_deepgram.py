@@ -16,7 +16,13 @@ from wirescribe.api.compat.deepgram_live import (
 )
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.asr.types import Word
-from wirescribe.streaming.events import SpeechStarted, TranscriptChanged, UtteranceEnded
+from wirescribe.streaming.events import (
+    CloseReason,
+    Finalized,
+    SpeechStarted,
+    TranscriptChanged,
+    UtteranceEnded,
+)
 
 LANGS = ("en",)
 
@@ -64,11 +70,8 @@ def test_refusal_statuses() -> None:
 def test_committed_words_are_final_and_the_tail_is_interim() -> None:
     dg = live(interim_results="true", punctuate="true", vad_events="true", utterance_end_ms="1000")
     assert dg.event(SpeechStarted(0.5)) == [{"type": "SpeechStarted", "channel": [0], "timestamp": 0.5}]
-    out = dg.event(
-        TranscriptChanged(
-            " He was", " not an", 2.0, (Word(0.5, 0.7, " He", 0.9), Word(0.7, 1.0, " was", 0.8))
-        )
-    )
+    said = (Word(0.5, 0.7, " He", 0.9), Word(0.7, 1.0, " was", 0.8))
+    out = dg.event(TranscriptChanged(" He was", " not an", 2.0, said, utterance=0))
     final, interim = out
     assert final["is_final"] and not final["speech_final"]
     alt = final["channel"]["alternatives"][0]
@@ -87,7 +90,10 @@ def test_committed_words_are_final_and_the_tail_is_interim() -> None:
     )
     assert not interim["is_final"] and interim["channel"]["alternatives"][0]["transcript"] == "not an"
     assert interim["start"] == 1.0
-    out = dg.event(UtteranceEnded(0.5, 1.6, " He was not.", (), "pause"))
+    # The tentative tail comes without word probabilities: no confidence is made up for it.
+    assert interim["channel"]["alternatives"][0]["confidence"] == 0.0
+    assert interim["channel"]["alternatives"][0]["words"] == []
+    out = dg.event(UtteranceEnded(0.5, 1.0, " He was", said, CloseReason.PAUSE))
     assert [m["type"] for m in out] == ["Results", "UtteranceEnd"]
     assert (
         out[0]["is_final"]
@@ -107,16 +113,39 @@ def test_without_punctuate_the_transcript_is_plain_words() -> None:
     assert len(dg.event(TranscriptChanged(" a", " b", 2.0))) == 0  # interim_results off
 
 
+def test_utterance_end_needs_words_and_gives_the_last_ones_end() -> None:
+    """``UtteranceEnd`` follows an utterance that had words (Deepgram sends none after noise),
+    with the end of its last word: both read from the event, not counted here."""
+    dg = live(utterance_end_ms="1000")
+    assert [
+        m["type"] for m in dg.event(UtteranceEnded(0.5, 0.9, "", (), CloseReason.PAUSE, utterance=3))
+    ] == ["Results"]
+    said = (Word(1.0, 1.2, " Yes", 0.9), Word(1.3, 1.7, " sir.", 0.9))
+    out = dg.event(UtteranceEnded(1.0, 1.7, " Yes sir.", said, CloseReason.PAUSE, utterance=4))
+    assert out[-1] == {"type": "UtteranceEnd", "channel": [0], "last_word_end": 1.7}
+
+
 def test_finalize_is_answered_from_finalize_once() -> None:
     dg = live()
     parsed = dg.client_text(json.dumps({"type": "Finalize"}))
     assert [a.kind for a in parsed.actions] == ["finalize"]
-    out = dg.event(UtteranceEnded(0.0, 1.0, " x", (), "finalize"))
-    assert out[0]["from_finalize"] and out[0]["is_final"]
-    assert dg.finalized() == []
+    out = dg.event(UtteranceEnded(0.0, 1.0, " x", (), CloseReason.FINALIZE, utterance=0))
+    assert out[0]["from_finalize"] and out[0]["is_final"] and out[0]["speech_final"]
+    assert dg.event(Finalized(1.0, closed=0)) == []  # the utterance's end answered it
     dg.client_text('{"type": "Finalize"}')
-    out = dg.finalized()  # nothing was open: an empty final result answers it
+    out = dg.event(Finalized(1.5, closed=None))  # nothing was open: an empty final result answers it
     assert out[0]["from_finalize"] and out[0]["channel"]["alternatives"][0]["transcript"] == ""
+
+
+def test_a_pause_just_before_a_finalize_is_not_its_answer() -> None:
+    """The pause ended the utterance before the ``Finalize`` was carried out: that end is a
+    plain ``speech_final``; the finalize, finding nothing open, gets its own empty answer."""
+    dg = live()
+    dg.client_text('{"type": "Finalize"}')
+    out = dg.event(UtteranceEnded(0.0, 1.0, " x", (), CloseReason.PAUSE, utterance=0))
+    assert out[0]["speech_final"] and not out[0]["from_finalize"]
+    (answer,) = dg.event(Finalized(1.2, closed=None))
+    assert answer["from_finalize"] and answer["is_final"] and not answer["speech_final"]
 
 
 def test_client_messages() -> None:

@@ -11,7 +11,13 @@ import pytest
 from wirescribe.api.compat.openai_realtime import RealtimeError, RealtimeTranscription
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.asr.types import Word
-from wirescribe.streaming.events import SpeechStarted, TranscriptChanged, UtteranceEnded
+from wirescribe.streaming.events import (
+    CloseReason,
+    Finalized,
+    SpeechStarted,
+    TranscriptChanged,
+    UtteranceEnded,
+)
 
 LANGS = ("en",)
 
@@ -102,31 +108,64 @@ def test_append_feeds_audio_and_format_is_fixed_after_it() -> None:
     assert replies[0]["type"] == "error"
 
 
+def item_of(message: dict[str, Any]) -> str:
+    return str(message.get("item_id", message.get("item", {}).get("id")))
+
+
 def test_server_vad_turn_event_order() -> None:
     rt = make()
-    out = rt.event(SpeechStarted(1.0))
+    out = rt.event(SpeechStarted(1.0, utterance=0))
     assert [m["type"] for m in out] == ["input_audio_buffer.speech_started"]
     item = out[0]["item_id"]
     assert out[0]["audio_start_ms"] == 700  # 300 ms prefix padding
-    out = rt.event(TranscriptChanged(" He was", " not", 2.0, words((" He", 1.0, 1.2), (" was", 1.2, 1.5))))
+    said = words((" He", 1.0, 1.2), (" was", 1.2, 1.5))
+    out = rt.event(TranscriptChanged(" He was", " not", 2.0, said, utterance=0))
     assert [(m["type"], m["delta"]) for m in out] == [
         ("conversation.item.input_audio_transcription.delta", "He was")
     ]
     assert rt.event(TranscriptChanged(" He was", " not an", 2.2)) == []  # only the tentative tail changed
-    out = rt.event(TranscriptChanged(" He was not.", "", 2.6, words((" not.", 1.6, 1.9))))
+    out = rt.event(TranscriptChanged(" He was not.", "", 2.6, words((" not.", 1.6, 1.9)), utterance=0))
     assert out[0]["delta"] == " not." and out[0]["item_id"] == item
-    out = rt.event(UtteranceEnded(1.0, 1.9, " He was not.", (), "pause"))
+    out = rt.event(UtteranceEnded(1.0, 1.9, " He was not.", (), CloseReason.PAUSE, utterance=0))
     assert [m["type"] for m in out] == [
         "input_audio_buffer.speech_stopped", "input_audio_buffer.committed", "conversation.item.added",
         "conversation.item.done", "conversation.item.input_audio_transcription.completed",
     ]  # fmt: skip
-    assert all(m.get("item_id", m.get("item", {}).get("id")) == item for m in out)
+    assert all(item_of(m) == item for m in out)
     assert out[-1]["transcript"] == "He was not." and out[1]["previous_item_id"] is None
     # The next turn has a new item, after this one.
-    rt.event(SpeechStarted(3.0))
-    rt.event(TranscriptChanged(" He was not. Yes.", "", 4.0, words((" Yes.", 3.0, 3.3))))
-    out = rt.event(UtteranceEnded(3.0, 3.3, " Yes.", (), "pause"))
+    assert rt.event(SpeechStarted(3.0, utterance=1))[0]["item_id"] != item
+    rt.event(TranscriptChanged(" He was not. Yes.", "", 4.0, words((" Yes.", 3.0, 3.3)), utterance=1))
+    out = rt.event(UtteranceEnded(3.0, 3.3, " Yes.", (), CloseReason.PAUSE, utterance=1))
     assert out[1]["previous_item_id"] == item and out[-1]["transcript"] == "Yes."
+
+
+def test_a_turns_item_is_named_by_its_utterance() -> None:
+    """Every message about utterance ``n`` names the same item, and only that utterance's,
+    whatever came in between: the id comes with each event, no open item is remembered."""
+    rt = make()
+    started = rt.event(SpeechStarted(0.2, utterance=7))
+    delta = rt.event(TranscriptChanged(" Hi.", "", 1.0, words((" Hi.", 0.2, 0.5)), utterance=7))
+    ended = rt.event(
+        UtteranceEnded(0.2, 0.5, " Hi.", words((" Hi.", 0.2, 0.5)), CloseReason.PAUSE, utterance=7)
+    )
+    items = {item_of(m) for m in [*started, *delta, *ended]}
+    assert len(items) == 1
+    other = make()
+    assert other.event(SpeechStarted(0.2, utterance=8))[0]["item_id"] != items.pop()
+
+
+def test_a_commit_that_ends_an_utterance_is_answered_by_that_end_only() -> None:
+    rt = make()
+    send(rt, {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 48000).decode()})
+    item = rt.event(SpeechStarted(0.1, utterance=0))[0]["item_id"]
+    rt.event(TranscriptChanged(" One", "", 1.0, words((" One", 0.1, 0.4)), utterance=0))
+    kinds, _ = send(rt, {"type": "input_audio_buffer.commit"})
+    assert kinds == ["finalize"]
+    out = rt.event(UtteranceEnded(0.1, 0.4, " One", (), CloseReason.FINALIZE, utterance=0))
+    assert out[0]["type"] == "input_audio_buffer.committed"  # a commit, not a stop
+    assert out[-1]["transcript"] == "One" and out[-1]["item_id"] == item
+    assert rt.event(Finalized(1.0, closed=0)) == []  # answered already
 
 
 def test_manual_turns_end_at_commit_only() -> None:
@@ -134,16 +173,47 @@ def test_manual_turns_end_at_commit_only() -> None:
     send(rt, {"type": "transcription_session.update", "session": {"turn_detection": None}})
     send(rt, {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 48000).decode()})
     assert rt.event(SpeechStarted(0.1)) == []  # no VAD events without server VAD
-    rt.event(TranscriptChanged(" One.", "", 1.0, words((" One.", 0.1, 0.4))))
-    assert rt.event(UtteranceEnded(0.1, 0.4, " One.", (), "pause")) == []
-    rt.event(TranscriptChanged(" One. Two.", "", 1.0, words((" Two.", 0.6, 0.9))))
+    first = rt.event(TranscriptChanged(" One.", "", 1.0, words((" One.", 0.1, 0.4)), utterance=0))
+    assert rt.event(UtteranceEnded(0.1, 0.4, " One.", (), CloseReason.PAUSE, utterance=0)) == []
+    second = rt.event(TranscriptChanged(" One. Two.", "", 1.0, words((" Two.", 0.6, 0.9)), utterance=1))
+    assert first[0]["item_id"] == second[0]["item_id"]  # one client turn across two utterances
     kinds, _ = send(rt, {"type": "input_audio_buffer.commit"})
     assert kinds == ["finalize"]
-    out = rt.event(UtteranceEnded(0.6, 0.9, " Two.", (), "finalize"))
+    out = rt.event(UtteranceEnded(0.6, 0.9, " Two.", (), CloseReason.FINALIZE, utterance=1))
     assert [m["type"] for m in out][-1] == "conversation.item.input_audio_transcription.completed"
     assert "conversation.item.created" in [m["type"] for m in out]  # the beta dialect's item event
-    assert out[-1]["transcript"] == "One. Two."
-    assert rt.finalized() == []  # answered already
+    assert out[-1]["transcript"] == "One. Two." and out[-1]["item_id"] == first[0]["item_id"]
+    assert rt.event(Finalized(1.0, closed=1)) == []  # answered already
+    # The next client turn is a new item, after this one.
+    third = rt.event(
+        TranscriptChanged(" One. Two. Three.", "", 2.0, words((" Three.", 1.2, 1.5)), utterance=2)
+    )
+    assert third[0]["item_id"] != first[0]["item_id"]
+
+
+def test_manual_commit_after_a_pause_ended_the_utterance_gets_the_buffers_text() -> None:
+    """The utterance ended by a pause before the commit was carried out: the session's
+    ``Finalized`` (nothing open) answers, with what the client's turn holds."""
+    rt = make()
+    send(rt, {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "turn_detection": None}}}})  # fmt: skip
+    send(rt, {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 48000).decode()})
+    rt.event(TranscriptChanged(" Yes.", "", 1.0, words((" Yes.", 0.1, 0.4)), utterance=0))
+    assert rt.event(UtteranceEnded(0.1, 0.4, " Yes.", (), CloseReason.PAUSE, utterance=0)) == []
+    send(rt, {"type": "input_audio_buffer.commit"})
+    out = rt.event(Finalized(1.0, closed=None))
+    assert out[-1]["type"] == "conversation.item.input_audio_transcription.completed"
+    assert out[-1]["transcript"] == "Yes."
+    assert rt.final() == []  # nothing left uncommitted
+
+
+def test_text_the_client_never_committed_is_completed_when_the_session_ends() -> None:
+    rt = make()
+    send(rt, {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "turn_detection": None}}}})  # fmt: skip
+    rt.event(TranscriptChanged(" Last", "", 1.0, words((" Last", 0.1, 0.4)), utterance=0))
+    assert rt.event(UtteranceEnded(0.1, 0.4, " Last", (), CloseReason.EOF, utterance=0)) == []
+    assert rt.final()[-1]["transcript"] == "Last"
 
 
 def test_commit_with_nothing_heard_is_answered_once_the_finalize_is_done() -> None:
@@ -153,7 +223,7 @@ def test_commit_with_nothing_heard_is_answered_once_the_finalize_is_done() -> No
     send(rt, {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 9600).decode()})
     kinds, _ = send(rt, {"type": "input_audio_buffer.commit"})
     assert kinds == ["finalize"]
-    out = rt.finalized()
+    out = rt.event(Finalized(0.2, closed=None))
     assert (
         out[-1]["type"] == "conversation.item.input_audio_transcription.completed"
         and out[-1]["transcript"] == ""
@@ -163,11 +233,11 @@ def test_commit_with_nothing_heard_is_answered_once_the_finalize_is_done() -> No
 def test_clear_drops_the_words_of_cleared_audio() -> None:
     rt = make()
     send(rt, {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 48000).decode()})  # 1 s
-    rt.event(SpeechStarted(0.2))
+    rt.event(SpeechStarted(0.2, utterance=0))
     _, replies = send(rt, {"type": "input_audio_buffer.clear"})
     assert replies[0]["type"] == "input_audio_buffer.cleared"
-    assert rt.event(TranscriptChanged(" Old", "", 1.0, words((" Old", 0.2, 0.5)))) == []
-    out = rt.event(TranscriptChanged(" Old new", "", 2.0, words((" new", 1.2, 1.5))))
+    assert rt.event(TranscriptChanged(" Old", "", 1.0, words((" Old", 0.2, 0.5)), utterance=0)) == []
+    out = rt.event(TranscriptChanged(" Old new", "", 2.0, words((" new", 1.2, 1.5)), utterance=0))
     assert out[-1]["delta"] == "new"
 
 

@@ -11,7 +11,10 @@ Mapping the shared session's events: committed words are final (``is_final: true
 they are committed, in non-overlapping spans; the tentative tail is the interim result; an
 utterance's end (a pause of ``endpointing`` ms, ``Finalize``, or the end of the stream) is a
 ``speech_final`` result (empty: its words went out as they were committed), then
-``UtteranceEnd`` when ``utterance_end_ms`` is set. What differs from Deepgram's service is in
+``UtteranceEnd`` when ``utterance_end_ms`` is set. ``Finalize`` is answered by the session's
+events, not by a count kept here: the utterance end it caused (reason ``finalize``) carries
+``from_finalize: true``; when no utterance was open, the session's ``Finalized`` (``closed``
+None) gets an empty ``from_finalize`` result. What differs from Deepgram's service is in
 docs/compatibility.md.
 """
 
@@ -34,7 +37,9 @@ from wirescribe.asr.types import Word
 from wirescribe.streaming.events import (
     MAX_ENDPOINTING_MS,
     MIN_ENDPOINTING_MS,
+    CloseReason,
     Event,
+    Finalized,
     SessionConfig,
     SpeechStarted,
     TranscriptChanged,
@@ -176,19 +181,21 @@ def plain_word(text: str) -> str:
 
 
 class DeepgramLive:
-    """One connection's translator."""
+    """One connection's translator.
+
+    It keeps no turn state (whether an utterance is open, its words, a pending ``Finalize``):
+    each event says which utterance it is about and why it ended. What it keeps is about the
+    byte stream and the results' layout: the audio's sha256 (for ``Metadata``) and the
+    span cursor, where the next final result starts (results tile the timeline without
+    overlapping, whichever utterance they belong to).
+    """
 
     def __init__(self, options: Options, *, model_name: str, request_id: str | None = None) -> None:
         self.options = options
         self.request_id = request_id or new_id("", 32)
         self._server_model = model_name
         self._sha = hashlib.sha256()
-        self._bytes = 0
         self._cursor = 0.0  # seconds: where the next final result's span starts
-        self._utterance_words = 0  # words committed in the open utterance
-        self._last_word_end = 0.0
-        self._finalize_pending = 0
-        self._speaking = False  # an utterance of the session is open
         self._config = SessionConfig(
             language=options.language, keyterms=options.keyterms,
             endpointing_ms=_clamp(options.endpointing_ms if options.endpointing_ms is not None
@@ -210,7 +217,6 @@ class DeepgramLive:
 
     def client_binary(self, data: bytes) -> Parsed:
         self._sha.update(data)
-        self._bytes += len(data)
         return Parsed(actions=(Audio(data),)) if data else Parsed()
 
     def client_text(self, text: str) -> Parsed:
@@ -221,8 +227,7 @@ class DeepgramLive:
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "KeepAlive":
             return Parsed(actions=(KeepAlive(),))
-        if kind == "Finalize":
-            self._finalize_pending += 1
+        if kind == "Finalize":  # answered by the events it causes (see the module's docstring)
             return Parsed(actions=(Finalize(),))
         if kind == "CloseStream":
             return Parsed(actions=(End(),))
@@ -260,14 +265,8 @@ class DeepgramLive:
 
     # -- session events ----------------------------------------------------------------------
 
-    @property
-    def utterance_open(self) -> bool:
-        """An utterance of the session is open: a ``Finalize`` now is answered when it ends."""
-        return self._speaking
-
     def event(self, event: Event) -> list[dict[str, Any]]:
         if isinstance(event, SpeechStarted):
-            self._speaking = True
             if not self.options.vad_events:
                 return []
             return [{"type": "SpeechStarted", "channel": [0], "timestamp": round(event.at, 3)}]
@@ -275,7 +274,10 @@ class DeepgramLive:
             return self._changed(event)
         if isinstance(event, UtteranceEnded):
             return self._ended(event)
-        return []
+        if isinstance(event, Finalized) and event.closed is None:
+            # A Finalize with no utterance open: an empty result says it was carried out.
+            return [self._results((), self._cursor, self._cursor, is_final=True, from_finalize=True)]
+        return []  # a Finalize that ended an utterance: that utterance's end answered it
 
     def _changed(self, event: TranscriptChanged) -> list[dict[str, Any]]:
         out = []
@@ -283,37 +285,23 @@ class DeepgramLive:
             end = max(event.words[-1].end, self._cursor)
             out.append(self._results(event.words, self._cursor, end, is_final=True))
             self._cursor = end
-            self._utterance_words += len(event.words)
-            self._last_word_end = event.words[-1].end
         if self.options.interim_results and event.tentative.strip():
             end = max(event.audio_seconds, self._cursor)
             out.append(self._results((), self._cursor, end, is_final=False, text=event.tentative))
         return out
 
     def _ended(self, event: UtteranceEnded) -> list[dict[str, Any]]:
-        self._speaking = False
-        from_finalize = self._finalize_pending > 0  # its finalize ended it (or a pause just before)
-        if from_finalize:
-            self._finalize_pending -= 1
+        from_finalize = event.reason == CloseReason.FINALIZE
         end = max(event.end, self._cursor)
         speech_final = self.options.endpointing_ms is not None or from_finalize
         out = [self._results((), self._cursor, end, is_final=True, speech_final=speech_final,
                              from_finalize=from_finalize)]  # fmt: skip
         self._cursor = end
-        if self.options.utterance_end_ms is not None and self._utterance_words:
+        if self.options.utterance_end_ms is not None and event.words:  # Deepgram: only after words
             out.append(
-                {"type": "UtteranceEnd", "channel": [0], "last_word_end": round(self._last_word_end, 3)}
+                {"type": "UtteranceEnd", "channel": [0], "last_word_end": round(event.words[-1].end, 3)}
             )
-        self._utterance_words = 0
         return out
-
-    def finalized(self) -> list[dict[str, Any]]:
-        """Answer a finalize the session carried out without ending an utterance (none was open,
-        or it ended by a pause first); nothing when an utterance's end answered it already."""
-        if not self._finalize_pending:
-            return []
-        self._finalize_pending -= 1
-        return [self._results((), self._cursor, self._cursor, is_final=True, from_finalize=True)]
 
     def final(self, audio_seconds: float) -> list[dict[str, Any]]:
         """After ``CloseStream``, once everything is out: ``Metadata``."""
@@ -339,9 +327,10 @@ class DeepgramLive:
             if self.options.punctuate
             else " ".join(p for p in (plain_word(t) for t in shown.split()) if p)
         )
-        confidence = (
-            sum(w.probability for w in words) / len(words) if words else (0.0 if not shown.strip() else 0.5)
-        )
+        # The mean of the words' probabilities. Text without words is the tentative tail, for
+        # which the session's events carry no probabilities: 0.0 says "not known", where any
+        # other number would be made up.
+        confidence = sum(w.probability for w in words) / len(words) if words else 0.0
         return {
             "type": "Results", "channel_index": [0, 1], "duration": round(max(0.0, end - start), 3),
             "start": round(start, 3), "is_final": is_final, "speech_final": speech_final,

@@ -31,7 +31,7 @@ from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.security import Grant
 from wirescribe.api.state import AppState
 from wirescribe.audio.decode import Resampler, g711_to_float
-from wirescribe.streaming.events import Event, Finalized, SessionConfig, UtteranceEnded
+from wirescribe.streaming.events import Event, SessionConfig
 from wirescribe.streaming.policy import FinalTranscript
 
 
@@ -102,8 +102,6 @@ class OpenAIRealtimeDialect(Dialect):
         return self.rt.opening()
 
     def event(self, event: Event) -> Sequence[Message]:
-        if isinstance(event, Finalized):  # a commit whose finalize ended no utterance: answer it
-            return self.rt.finalized()
         return self.rt.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
@@ -156,8 +154,6 @@ class DeepgramDialect(Dialect):
         return SessionSetup(fmt, rate, self.dg.config)
 
     def event(self, event: Event) -> Sequence[Message]:
-        if isinstance(event, Finalized):  # a Finalize that ended no utterance: answer it
-            return self.dg.finalized()
         return self.dg.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
@@ -203,4 +199,4 @@ async def listen_ws(websocket: WebSocket, state: State) -> None:
     await edge.serve(websocket, state, dialect)
 
 
-__all__ = ["DeepgramDialect", "OpenAIRealtimeDialect", "UtteranceEnded", "listen_ws", "realtime_ws"]
+__all__ = ["DeepgramDialect", "OpenAIRealtimeDialect", "listen_ws", "realtime_ws"]
