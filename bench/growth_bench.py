@@ -37,6 +37,7 @@ from _common import RESULTS, SAMPLE_RATE, build_speech, fmt, machine, rss_mib, s
 from wirescribe.asr.model import DecodeOptions, Transcriber
 from wirescribe.audio.vad import VoiceActivity, silero_probability
 from wirescribe.settings import Settings
+from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.policy import StreamingPolicy
 from wirescribe.streaming.session import live_decode_options
 from wirescribe.wer import word_error_rate
@@ -69,7 +70,7 @@ def simulate(
         while fed < len(audio) and fed + step <= clock * SAMPLE_RATE + 1:
             policy.insert_audio(audio[fed : fed + step])
             fed += step
-        window = policy.pending_window()
+        window = policy.next_window()
         overhead += time.perf_counter() - t
         if window is None:
             clock = max(clock, (fed + step) / SAMPLE_RATE)  # wait for the next slice
@@ -91,9 +92,7 @@ def simulate(
             print(f"  {clock:6.0f} s: {len(steps)} updates, compute median {np.median(recent):.3f} s, "
                   f"window {window.seconds:.1f} s, RSS {steps[-1].rss:.0f} MiB", flush=True)  # fmt: skip
             next_report += progress_every
-    window = policy.pending_window(final=True)
-    if window is not None:
-        policy.apply(window, model.transcribe(window.audio, live_decode_options(window, "en", context)))
+    policy.drain(CloseReason.EOF, lambda w: model.transcribe(w.audio, live_decode_options(w, "en", context)))
     return steps, policy.finish().text
 
 

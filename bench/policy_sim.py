@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber  # noqa: E402
 from wirescribe.audio.decode import SAMPLE_RATE, decode_file  # noqa: E402
 from wirescribe.audio.vad import VoiceActivity, silero_probability  # noqa: E402
+from wirescribe.streaming.events import CloseReason  # noqa: E402
 from wirescribe.streaming.policy import StreamingOptions, StreamingPolicy, Window  # noqa: E402
 from wirescribe.streaming.session import live_decode_options  # noqa: E402
 from wirescribe.wer import normalize_words, word_error_rate  # noqa: E402
@@ -70,10 +71,10 @@ def simulate(
         while fed < len(audio) and fed + step <= clock * SAMPLE_RATE + 1:
             policy.insert_audio(audio[fed : fed + step])
             fed += step
-            update = policy.poll()  # a held closing pass commits once its pause is complete
+            update = policy.settle()  # a held closing pass commits once its pause is complete
             if update is not None:
                 commits.append((max(clock, fed / SAMPLE_RATE), update.committed))
-        window = policy.pending_window()
+        window = policy.next_window()
         if window is None:
             clock = max(clock, (fed + step) / SAMPLE_RATE)  # wait for the next slice
             continue
@@ -93,10 +94,7 @@ def simulate(
         update = policy.apply(window, result)
         if update is not None:
             commits.append((clock, update.committed))
-    window = policy.pending_window(final=True)
-    if window is not None:
-        result = model.transcribe(window.audio, live_options(window, context))
-        policy.apply(window, result)
+    policy.drain(CloseReason.EOF, lambda w: model.transcribe(w.audio, live_options(w, context)))
     final = policy.finish()
     return final, commits, calls, compute
 

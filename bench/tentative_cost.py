@@ -47,7 +47,8 @@ from _common import (
 
 from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber, Word
 from wirescribe.audio.vad import VoiceActivity, silero_probability
-from wirescribe.streaming.policy import StreamingOptions, StreamingPolicy, Window
+from wirescribe.streaming.events import CloseReason
+from wirescribe.streaming.policy import MAX_CLOSING_WINDOWS, StreamingOptions, StreamingPolicy, Window
 from wirescribe.streaming.session import live_decode_options
 from wirescribe.wer import word_error_rate
 
@@ -104,13 +105,14 @@ def simulate(model: Transcriber, speech: Speech, s: Setting, share: float) -> di
         poll = getattr(policy, "poll", None)  # a closing pass held for its pause (protocol 1.1)
         if poll is not None and (update := poll()) is not None:
             commits.append((clock, update.committed))
-        window = policy.pending_window()
+        window = policy.next_window()
         if window is None:
             clock = max(clock, (fed + step) / SAMPLE_RATE)
             continue
         call(window)
-    window = policy.pending_window(final=True)
-    if window is not None:
+    for _ in range(MAX_CLOSING_WINDOWS):
+        if (window := policy.next_window(CloseReason.EOF)) is None:
+            break
         call(window)
     final = policy.finish()
     commits.append((clock, final.text))

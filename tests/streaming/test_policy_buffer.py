@@ -6,6 +6,7 @@ import numpy as np
 
 from tests.support.policy_world import FakeModel, Spoken, energy_probability, make_script, render, stream
 from wirescribe.audio.vad import VoiceActivity
+from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.policy import SR, StreamingOptions, StreamingPolicy, Update, Window
 
 
@@ -35,8 +36,8 @@ def drive(policy: StreamingPolicy, audio: np.ndarray, script: list[Spoken], *, s
     for k in range(0, len(audio), 4000):
         block = audio[k : k + 4000]
         policy.insert_audio(block, policy.vad.score(policy.vad.frame(block)) if scored else None)
-        step(policy.pending_window())
-    step(policy.pending_window(final=True))
+        step(policy.next_window())
+    policy.drain(CloseReason.EOF, model)
     return updates
 
 

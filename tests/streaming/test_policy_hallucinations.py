@@ -60,7 +60,7 @@ def one_window(script: list[Spoken]) -> tuple[StreamingPolicy, Window]:
     """A policy that holds all of ``script`` (ending in speech) and its first window over it."""
     policy = StreamingPolicy(VoiceActivity(energy_probability))
     policy.insert_audio(render(script, tail=0.0))
-    window = policy.pending_window()
+    window = policy.next_window()
     assert window is not None and not window.final
     assert window.start <= script[0].start * SR and window.end >= script[-1].end * SR - FRAME
     return policy, window

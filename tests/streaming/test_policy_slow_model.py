@@ -14,6 +14,7 @@ from tests.support import Utterance
 from wirescribe.asr.model import ModelConfig, Transcriber
 from wirescribe.audio.decode import SAMPLE_RATE, decode_file
 from wirescribe.audio.vad import VoiceActivity, silero_probability
+from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.policy import StreamingPolicy
 from wirescribe.streaming.session import live_decode_options
 from wirescribe.wer import normalize_words
@@ -39,12 +40,12 @@ def run_slowly(model: Transcriber, audio: np.ndarray) -> str:
         nonlocal fed
         while fed < len(audio) and fed + step <= until * SAMPLE_RATE + 1:
             policy.insert_audio(audio[fed : fed + step])
-            policy.poll()
+            policy.settle()
             fed += step
 
     while fed < len(audio):
         arrive(clock)
-        window = policy.pending_window()
+        window = policy.next_window()
         if window is None:
             clock = max(clock, (fed + step) / SAMPLE_RATE)
             continue
@@ -52,9 +53,7 @@ def run_slowly(model: Transcriber, audio: np.ndarray) -> str:
         clock += CALL
         arrive(clock)  # what the decoder delivered while the model worked
         policy.apply(window, result)
-    window = policy.pending_window(final=True)
-    if window is not None:
-        policy.apply(window, model.transcribe(window.audio, live_decode_options(window, "en", 8.0)))
+    policy.drain(CloseReason.EOF, lambda w: model.transcribe(w.audio, live_decode_options(w, "en", 8.0)))
     return policy.finish().text
 
 

@@ -13,9 +13,17 @@ from tests.support.sessions import FakeDecoder, always_speech
 from wirescribe.asr.model import DecodeOptions, Segment, Transcript, Word
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.vad import VoiceActivity
-from wirescribe.streaming.events import Event, Finalized, SessionConfig, TranscriptChanged, UtteranceEnded
+from wirescribe.streaming.events import (
+    CloseReason,
+    Event,
+    Finalized,
+    SessionConfig,
+    TranscriptChanged,
+    UtteranceEnded,
+)
 from wirescribe.streaming.policy import StreamingPolicy, Window
 from wirescribe.streaming.session import LiveSession, live_decode_options
+from wirescribe.streaming.window import WindowKind
 
 SR = 16000
 
@@ -99,9 +107,10 @@ def test_configure_reaches_the_next_model_call_and_finalize_commits_without_eof(
 
 def test_the_closing_window_gets_the_strong_decode_and_live_ones_stay_cheap() -> None:
     audio = np.zeros(5 * SR, dtype=np.float32)
-    live = live_decode_options(Window(audio, 0, "", final=False), "en", 8.0, "Asterisk")
-    closing = live_decode_options(Window(audio, 0, "", final=True, reason="pause"), "en", 8.0, "Asterisk")
-    grown = live_decode_options(Window(audio, 0, "", final=True, reason="length"), "en", 8.0)
+    live = live_decode_options(Window(audio, 0, ""), "en", 8.0, "Asterisk")
+    closing_window = Window(audio, 0, "", WindowKind.CLOSE, CloseReason.PAUSE)
+    closing = live_decode_options(closing_window, "en", 8.0, "Asterisk")
+    grown = live_decode_options(Window(audio, 0, "", WindowKind.CUT), "en", 8.0)
     assert (live.beam_size, live.temperature, live.context_seconds) == (1, (0.0,), 8.0)
     assert (closing.beam_size, len(closing.temperature), closing.context_seconds) == (5, 6, 8.0)
     assert (grown.beam_size, grown.temperature) == (1, (0.0,))  # a long window is not an utterance end

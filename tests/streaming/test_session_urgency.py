@@ -12,7 +12,8 @@ import numpy as np
 from tests.support.fakes import run
 from tests.support.sessions import FakeDecoder, hello, make_session
 from wirescribe.asr.model import DecodeOptions
-from wirescribe.asr.scheduler import Scheduler, Urgency
+from wirescribe.asr.scheduler import Scheduler
+from wirescribe.streaming.urgency import Urgency
 
 
 class SpyScheduler(Scheduler):

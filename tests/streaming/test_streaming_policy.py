@@ -22,6 +22,7 @@ from tests.support.policy_world import (
 )
 from wirescribe.asr.model import Segment, Transcript, Word
 from wirescribe.audio.vad import VoiceActivity
+from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.policy import SR, StreamingOptions, StreamingPolicy, Window
 
 # -- the whole stream --------------------------------------------------------------------------
@@ -73,7 +74,7 @@ def test_first_hypothesis_commits_nothing() -> None:
     policy = StreamingPolicy(VoiceActivity(energy_probability))
     model = FakeModel(script)
     policy.insert_audio(audio[: int(2.5 * SR)])
-    window = policy.pending_window()
+    window = policy.next_window()
     assert window is not None and not window.final and window.start < script[0].start * SR
     update = policy.apply(window, model(window))
     assert update is not None
@@ -95,7 +96,7 @@ def test_words_commit_only_when_two_hypotheses_agree() -> None:
     n = SR // 4
     for k in range(0, len(audio), n):
         policy.insert_audio(audio[k : k + n])
-        window = policy.pending_window()
+        window = policy.next_window()
         if window is None:
             continue
         result = model(window)
@@ -259,9 +260,9 @@ def test_silence_never_reaches_the_model() -> None:
     silence = np.zeros(int(0.25 * SR), dtype=np.float32)
     for _ in range(120):  # 30 s
         policy.insert_audio(silence)
-        assert policy.pending_window() is None
+        assert policy.next_window() is None
         assert policy.window_seconds <= silence_bound()
-    assert policy.pending_window(final=True) is None
+    assert policy.next_window(CloseReason.EOF) is None
     assert policy.finish().text == "" and policy.finish().segments == ()
     assert policy.audio_seconds == pytest.approx(30.0)
 
@@ -271,7 +272,7 @@ def test_quiet_noise_is_silence() -> None:
     rng = np.random.default_rng(0)
     for _ in range(40):
         policy.insert_audio(rng.uniform(-0.01, 0.01, SR // 4).astype(np.float32))
-        assert policy.pending_window() is None
+        assert policy.next_window() is None
         assert policy.window_seconds <= silence_bound()
 
 
@@ -304,8 +305,8 @@ def test_clicks_are_not_speech() -> None:
     policy = StreamingPolicy(VoiceActivity(energy_probability))
     for k in range(0, len(audio), SR // 4):
         policy.insert_audio(audio[k : k + SR // 4])
-        assert policy.pending_window() is None
-    assert policy.pending_window(final=True) is None
+        assert policy.next_window() is None
+    assert policy.next_window(CloseReason.EOF) is None
 
 
 # -- text assembly -----------------------------------------------------------------------------
@@ -346,11 +347,11 @@ def test_eof_right_after_an_update_commits_the_last_hypothesis() -> None:
     policy = StreamingPolicy(VoiceActivity(energy_probability))
     model = FakeModel(script)
     policy.insert_audio(audio)
-    window = policy.pending_window()
+    window = policy.next_window()
     assert window is not None
     update = policy.apply(window, model(window))
     assert update is not None and update.committed == ""
-    last = policy.pending_window(final=True)
+    last = policy.next_window(CloseReason.EOF)
     if last is not None:
         policy.apply(last, model(last))
     assert words_of(policy.finish().text) == true_words(script)
@@ -379,14 +380,14 @@ def test_apply_without_change_returns_none() -> None:
     policy = StreamingPolicy(VoiceActivity(energy_probability))
     model = FakeModel(script)
     policy.insert_audio(audio[: int(1.5 * SR)])
-    w1 = policy.pending_window()
+    w1 = policy.next_window()
     assert w1 is not None
     assert policy.apply(w1, model(w1)) is not None
     empty = Transcript((), "en", 0.0)
     policy.insert_audio(np.zeros(SR // 10, dtype=np.float32))
-    assert policy.pending_window() is None  # less than min_new_audio of new audio
+    assert policy.next_window() is None  # less than min_new_audio of new audio
     policy.insert_audio(audio[int(1.6 * SR) : int(1.9 * SR)])
-    w2 = policy.pending_window()
+    w2 = policy.next_window()
     assert w2 is not None
     first = policy.current()
     update = policy.apply(w2, empty)  # the model heard nothing this time

@@ -17,7 +17,7 @@ import pytest
 
 from wirescribe.asr.model import Segment, Transcript, Word
 from wirescribe.audio.vad import FRAME, VoiceActivity
-from wirescribe.streaming.events import Event
+from wirescribe.streaming.events import CloseReason, Event
 from wirescribe.streaming.policy import SR, FinalTranscript, StreamingOptions, StreamingPolicy, Update, Window
 
 GARBLED = "ish"  # suffix of a half-heard word
@@ -141,22 +141,28 @@ def stream(
         events.extend(policy.take_events())
 
     def close(reason: str) -> None:
-        step(policy.pending_window(final=True, reason=reason))
-        policy.end_utterance(reason)
+        request = CloseReason(reason)
+        for _ in range(4):  # as the session does: a closing pass, and a second if it missed speech
+            window = policy.next_window(request)
+            if window is None:
+                break
+            step(window)
+        if request is CloseReason.FINALIZE:
+            policy.finalized()
         events.extend(policy.take_events())
 
     pending = sorted(finalize_at)
     n = int(block * SR)
     for i, k in enumerate(range(0, len(audio), n)):
         policy.insert_audio(audio[k : k + n])
-        if (update := policy.poll()) is not None:  # as the session does after every block
+        if (update := policy.settle()) is not None:  # as the session does after every block
             updates.append(update)
         events.extend(policy.take_events())
         if pending and policy.audio_seconds >= pending[0]:
             pending.pop(0)
             close("finalize")
         elif (i + 1) % every == 0:
-            step(policy.pending_window())
+            step(policy.next_window())
     if eof:
         close("eof")
     return Run(policy, model, updates, policy.finish(), committed_at, events)

@@ -4,7 +4,7 @@ them, and the unsure tail a segment ends with."""
 
 from __future__ import annotations
 
-from wirescribe.asr.model import Word
+from wirescribe.asr.types import Word
 from wirescribe.streaming.hallucinations import normalize
 
 
@@ -53,3 +53,35 @@ def without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
     while end and words[end - 1].probability < 0.1:
         end -= 1
     return words[:end]
+
+
+class Agreement:
+    """The LocalAgreement buffer of one session: the last live hypothesis (after the committed
+    words), which of its words have settled, and what a new hypothesis agrees with it on.
+
+    Words near a window's end are unreliable (cut mid-word, no context after them): a word
+    commits only when both hypotheses agree on it and it had settled in the older one (ended
+    ``settle`` seconds before the speech its window heard ended). So the words at the very end
+    of the speech are never committed by two greedy passes agreeing on the same audio: they are
+    left to the utterance's closing pass, the stronger decode.
+    """
+
+    def __init__(self, settle: float) -> None:
+        self._settle = settle
+        self.hypothesis: list[Word] = []  # the previous hypothesis, after the committed words
+        self._speech_end = 0.0  # seconds: end of the speech the previous hypothesis's window heard
+
+    def agree(self, words: list[Word], trusted: bool, speech_end: float) -> list[Word]:
+        """Take a new live hypothesis (``words``, after the committed ones); the words to commit
+        now. ``trusted``: the hypothesis is anchored to the committed text (an unanchored one
+        may have skipped words at its start: nothing of it commits). ``speech_end``: where the
+        speech its window heard ends (seconds)."""
+        settled = [w for w in self.hypothesis if w.end <= self._speech_end - self._settle]
+        agreed = common_prefix(settled, words) if trusted else 0
+        self.hypothesis = words[agreed:]
+        self._speech_end = speech_end
+        return words[:agreed]
+
+    def clear(self) -> None:
+        """Everything the hypothesis covered is committed (or gone): start afresh."""
+        self.hypothesis = []

@@ -6,15 +6,22 @@ Realtime and Deepgram adapters likewise). No edge keeps a copy of the streaming 
 committed, when an utterance starts and ends, and which words carry which times is decided
 once, in the policy. Times are seconds of session audio from its first sample.
 
-* :class:`SpeechStarted` — voice activity began after silence; always before the first
-  :class:`TranscriptChanged` that holds words of that utterance.
+Every utterance has an id (0, 1, 2, … in the session), given by the utterance ledger
+(``ledger.py``), the one owner of utterance boundaries: each event names the utterance it is
+about, so an edge never needs to remember which one is open.
+
+* :class:`SpeechStarted` — utterance ``utterance`` opened (voice activity after silence, or
+  words committed with none seen); always before the first :class:`TranscriptChanged` that
+  holds words of that utterance.
 * :class:`TranscriptChanged` — the committed text grew or the tentative tail changed; ``words``
-  are exactly the words this change appends to the committed text.
-* :class:`UtteranceEnded` — a pause, ``finalize`` or the end of input closed the utterance its
-  :class:`SpeechStarted` opened; ``text`` is exactly what the utterance appended to the
-  committed text (so the texts of all utterances, in order, are the final text).
+  are exactly the words this change appends to the committed text, all of them of utterance
+  ``utterance`` (None when no word was committed).
+* :class:`UtteranceEnded` — a pause, ``finalize`` or the end of input (``reason``) closed
+  utterance ``utterance``; ``text`` is exactly what it appended to the committed text (so the
+  texts of all utterances, in order, are the final text), ``words`` its committed words.
 * :class:`Finalized` — a ``finalize`` has been carried out: everything decoded before it is
-  committed (the utterance it closed, if one was open, ended just before).
+  committed. ``closed``: the utterance it ended (its :class:`UtteranceEnded`, reason
+  ``finalize``, came just before), or None when none was open.
 
 The session's own settings that a client may change mid-stream live here too
 (:class:`SessionConfig`): they are the same for every protocol.
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from wirescribe.asr.types import Word
 
@@ -34,9 +42,18 @@ MIN_ENDPOINTING_MS, MAX_ENDPOINTING_MS = 100, 5000
 DEFAULT_ENDPOINTING_MS = 800
 
 
+class CloseReason(str, Enum):
+    """Why an utterance ended (the value is the wire name)."""
+
+    PAUSE = "pause"  # the speaker paused for the session's endpointing
+    FINALIZE = "finalize"  # the client asked
+    EOF = "eof"  # the input ended
+
+
 @dataclass(frozen=True)
 class SpeechStarted:
-    at: float
+    at: float  # seconds: where the utterance's speech began
+    utterance: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class TranscriptChanged:
     tentative: str
     audio_seconds: float
     words: tuple[Word, ...] = ()  # appended to ``committed`` by this change
+    utterance: int | None = None  # the utterance ``words`` belong to (None: no words)
 
     @property
     def text(self) -> str:
@@ -57,12 +75,14 @@ class UtteranceEnded:
     end: float
     text: str
     words: tuple[Word, ...]
-    reason: str  # "pause", "finalize" or "eof"
+    reason: CloseReason
+    utterance: int = 0
 
 
 @dataclass(frozen=True)
 class Finalized:
     audio_seconds: float  # audio the session had when it committed everything
+    closed: int | None = None  # the utterance this finalize ended (None: none was open)
 
 
 Event = SpeechStarted | TranscriptChanged | UtteranceEnded | Finalized

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from wirescribe.asr.model import Segment
+from wirescribe.asr.types import Segment
 
 # Whisper's well-known inventions on silence and noise.
 HALLUCINATIONS = frozenset({
@@ -35,6 +35,11 @@ def is_hallucination(seg: Segment) -> bool:
         return True
     if seg.avg_logprob < -1.0 and seg.no_speech_prob > 0.2:
         return True
-    if seg.compression_ratio > 2.4:  # repetition loops
+    if is_loop(seg):
         return True
     return phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)
+
+
+def is_loop(seg: Segment) -> bool:
+    """A repetition loop: the text compresses too well to be speech."""
+    return seg.compression_ratio > 2.4

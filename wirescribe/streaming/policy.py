@@ -1,83 +1,92 @@
 """The streaming policy of one live session: which audio the model sees, and what is committed.
 
-Pure logic in the shape of an online ASR processor — ``insert_audio()``, ``pending_window()``,
-``apply()``, ``finish()`` — with no model, thread or socket inside, so it is tested with a fake
-transcriber.
+Pure logic with no model, thread or socket inside, tested with a fake transcriber. It wires
+the core's pieces together and executes what the planner decides::
 
+    audio ─► VoiceActivity ─► Endpointer ─┐
+                                          ├─► PlanState ─► planner.plan() ─► Plan
+    model results ─► hearing ─► Agreement ┘                                  │
+                                  │ committed words                          ▼
+                                  ▼                            next_window() / settle() execute it
+                         UtteranceLedger ─► events, final transcript
+
+* :meth:`StreamingPolicy.plan` is the planner's decision, read-only (the scheduler's order reads
+  it); :meth:`~StreamingPolicy.next_window` carries it out: it takes the steps that need no
+  model and returns the window for the one that does; :meth:`~StreamingPolicy.settle` takes
+  only the former (the session calls it whenever audio arrives); :meth:`~StreamingPolicy.apply`
+  folds a model result in.
 * Only the *uncommitted window* is transcribed, with committed text before it as the prompt.
-* Words two successive hypotheses agree on are committed (LocalAgreement-2); the rest is the
-  tentative tail.
-* A pause (voice-activity detection) ends the utterance: its window is transcribed once more and
-  committed whole, and the buffer is cut there. Long speech without pauses is cut at committed
-  segment ends, so the window (and the cost of an update) stays bounded.
-* Silence never reaches the model; words the model puts where there was no speech are dropped.
-* Utterances (``turns.py``): voice activity opens one, the window that a pause, ``finalize`` or
-  the end of input closes commits it; the policy queues the session's events as they happen
-  (:meth:`StreamingPolicy.take_events`). Committed words' times never go backwards.
+  Live refreshes commit what two successive hypotheses agree on (:class:`Agreement`).
+* A pause ends the utterance: its speech is decoded once more the strong way (the closing pass)
+  and committed whole. **No speech is ever taken as committed unless words were committed for
+  it**: a closing pass that stopped before the end of its speech, or that only echoed the
+  committed text, is followed by a second one over what it missed (:mod:`hearing`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from wirescribe.asr.model import Segment, Transcript, Word
+from wirescribe.asr.types import Transcript, Word
 from wirescribe.audio.buffer import GrowableBuffer
 from wirescribe.audio.vad import Scored, VoiceActivity
-from wirescribe.streaming.agreement import after_committed, common_prefix, without_unsure_tail
-from wirescribe.streaming.events import Event
-from wirescribe.streaming.hallucinations import is_hallucination, normalize, phrase
-from wirescribe.streaming.turns import CLOSING_REASONS, Turns
-from wirescribe.streaming.window import SR, FinalTranscript, Pending, StreamingOptions, Update, Window
+from wirescribe.streaming import hearing
+from wirescribe.streaming.agreement import Agreement, after_committed
+from wirescribe.streaming.endpointer import Endpointer
+from wirescribe.streaming.events import CloseReason, Event
+from wirescribe.streaming.hallucinations import normalize
+from wirescribe.streaming.ledger import UtteranceLedger
+from wirescribe.streaming.planner import Plan, PlanState, Step, plan
+from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
 
 DEFAULT_OPTIONS = StreamingOptions()
-MIN_EARLY_SILENCE = 0.4  # seconds: the earliest a closing pass starts (see _closing_silence)
+MAX_CLOSING_WINDOWS = 4  # a closing pass, its second pass, speech that came meanwhile
+MIN_UNCOVERED = 0.25  # seconds of speech a closing pass must not leave unheard
+WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step.CLOSE: WindowKind.CLOSE}
 
-__all__ = [  # the vocabulary lives in window.py; importing it from here keeps working
-    "SR", "FinalTranscript", "Pending", "StreamingOptions", "StreamingPolicy", "Update", "Window",
-]  # fmt: skip
-NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+__all__ = ["SR", "FinalTranscript", "StreamingOptions", "StreamingPolicy", "Update", "Window"]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A closing pass decoded before its pause was complete: its words wait for the planner."""
+
+    window: Window
+    words: list[Word]  # after the committed ones
+    speech_end: int  # where the speech in its window ended (samples)
 
 
 class StreamingPolicy:
     """Committed vs tentative text for one session. Times are seconds of session audio."""
 
     def __init__(
-        self,
-        vad: VoiceActivity,
-        options: StreamingOptions = DEFAULT_OPTIONS,
-        language: str | None = None,
+        self, vad: VoiceActivity, options: StreamingOptions = DEFAULT_OPTIONS, language: str | None = None
     ) -> None:
-        self._vad = vad
         self._opts = options
-        self._spaced = language not in NO_SPACE_LANGUAGES
         self._audio = GrowableBuffer(np.float32)  # the window's audio, by absolute sample index
+        self._end = Endpointer(vad)
+        self._agreement = Agreement(options.settle)
+        self._ledger = UtteranceLedger(language)
         self._last_window_end = 0
         self._commit_sample = 0  # absolute sample up to which the audio has been committed
-        self._committed: list[Word] = []
-        self._committed_text = ""
-        self._utterance_starts: set[int] = {0}  # indices into _committed that begin utterances
-        self._utterance_over = False  # a pause ended the last utterance: next commit starts one
-        self._hypothesis: list[Word] = []  # previous hypothesis, after the committed words
-        self._hypothesis_end = 0.0  # end (seconds) of the speech in the window of _hypothesis
         self._tentative: list[Word] = []
-        self._turns = Turns(vad)
-        self._held: tuple[Window, Transcript] | None = None  # a closing pass awaiting its pause
+        self._held: _Held | None = None
+        self._retry: bool | None = None  # a closing pass left speech unheard: retry (True: no prompt)
+        self._reported = 0  # committed words already carried by a TranscriptChanged
+        self._emitted = ("", "")  # the (committed, tentative) text last queued
+        self._finalize_closed: int | None = None  # the utterance the pending finalize ended
         self.early_words = 0  # words committed by agreement that a closing pass re-read
         self.early_disagreed = 0  # ... and heard differently (or not at all)
 
-    # -- audio in ---------------------------------------------------------------------------
+    # -- reading -----------------------------------------------------------------------------
 
     @property
     def vad(self) -> VoiceActivity:
         """The session's voice activity, for scoring audio off the event loop (see insert_audio)."""
-        return self._vad
-
-    @property
-    def _buf_start(self) -> int:
-        """Absolute sample index of the first sample kept."""
-        return self._audio.start
+        return self._end.vad
 
     @property
     def total_samples(self) -> int:
@@ -86,6 +95,10 @@ class StreamingPolicy:
     @property
     def audio_seconds(self) -> float:
         return self.total_samples / SR
+
+    @property
+    def window_seconds(self) -> float:
+        return len(self._audio) / SR
 
     @property
     def pause(self) -> float:
@@ -97,392 +110,283 @@ class StreamingPolicy:
         self._opts = replace(self._opts, pause=seconds)
 
     def take_events(self) -> list[Event]:
-        """What happened since the last call, in order: speech started, transcript changed,
-        utterance ended (see :mod:`wirescribe.streaming.events`)."""
-        return self._turns.take()
+        """What happened since the last call, in order (:mod:`wirescribe.streaming.events`)."""
+        return self._ledger.take()
 
-    @property
-    def window_seconds(self) -> float:
-        return len(self._audio) / SR
+    def current(self) -> Update:
+        committed = self._ledger.text
+        tentative = self._ledger.join(self._tentative, after=committed)
+        return Update(committed, tentative if committed else tentative.lstrip(), self.audio_seconds)
+
+    def finish(self) -> FinalTranscript:
+        """Everything committed, one segment per utterance (after the last window)."""
+        return self._ledger.final(self.audio_seconds)
+
+    # -- audio in ----------------------------------------------------------------------------
 
     def insert_audio(self, block: np.ndarray, scored: Scored | None = None) -> None:
-        """Append decoded 16 kHz audio to the session.
-
-        ``scored``: the voice activity's scores for this very block, computed in a worker thread
-        (``vad.score(vad.frame(block))``) so the model does not run on the event loop; without
-        it the block is scored here."""
+        """Append decoded 16 kHz audio. ``scored``: the voice activity's scores for this very
+        block, computed off the event loop (``vad.score(vad.frame(block))``); without it the
+        block is scored here. New speech opens an utterance."""
         self._audio.append(block)
         if scored is None:
-            self._vad.push(block)
+            self.vad.push(block)
         else:
-            self._vad.accept(scored)
-        self._turns.heard(self.total_samples, len(self._committed), len(self._committed_text))
+            self.vad.accept(scored)
+        if self._ledger.open is None and (onset := self._end.onset(self.total_samples)) is not None:
+            self._ledger.start(onset / SR)
 
-    # -- what to transcribe -----------------------------------------------------------------
+    # -- the plan ----------------------------------------------------------------------------
 
-    def pending_window(self, *, final: bool = False, reason: str = "eof") -> Window | None:
-        """The next window for the model, or None when there is nothing worth transcribing.
+    def plan(self, request: CloseReason | None = None) -> Plan:
+        """What the session does next (read-only): the planner's one decision."""
+        return plan(self._state(request), self._opts)
 
-        With ``final=True`` (``reason``: "eof" at the end of stream, "finalize" when the client
-        asks) all remaining audio is returned, to be committed, and the utterance ends.
-        """
-        self.poll()
+    def _state(self, request: CloseReason | None) -> PlanState:
         total = self.total_samples
-        no_new_speech = not self._vad.has_speech(self._last_window_end, total, min_speech=0)
-        if final and self._held is not None and no_new_speech:
-            window, result = self._held  # the closing pass covered all the speech: commit it
-            self._held = None
-            self._apply_now(window, result, reason)
-            self.end_utterance(reason)
-            return None
-        if final and self._hypothesis and no_new_speech:
-            # The last hypothesis already covered all the speech: commit it without a model call.
-            self._commit(self._hypothesis)
-            self._commit_sample = total
-            self._hypothesis, self._tentative = [], []
+        fresh = max(self._audio.start, self._commit_sample)
+        opened = self._ledger.open
+        held = self._held
+        return PlanState(
+            total=total,
+            last_window_end=self._last_window_end,
+            window_start=self._audio.start,
+            uncommitted_speech=self._end.speech(fresh, total),
+            new_speech=self._end.resumed(self._last_window_end, total) is not None,
+            has_hypothesis=bool(self._agreement.hypothesis),
+            utterance_open=opened is not None,
+            open_speech_end=self._end.speech_end(int(opened.onset * SR), total) if opened else None,
+            held_speech_end=held.speech_end if held else None,
+            resumed_at=self._end.resumed(held.window.end, total) if held else None,
+            request=request,
+        )
+
+    def next_window(self, request: CloseReason | None = None) -> Window | None:
+        """Carry out the plan: the steps without a model call now; the window for the model when
+        the plan needs one (None: nothing to transcribe). ``request``: FINALIZE or EOF, commit
+        everything heard (call again until None: a closing pass may need a second one)."""
+        for _ in range(4):  # at most: a held pass, the utterance's end, then a window
+            step = self.plan(request)
+            if step.needs_model:
+                return self._cut_window(step)
+            if step.step is Step.IDLE:
+                self._tidy()
+                return None
+            self._execute(step)
+        return None
+
+    def drain(self, request: CloseReason, transcribe: Callable[[Window], Transcript]) -> None:
+        """Commit everything heard now, for a driver with the model at hand (tests, benchmarks);
+        the live session does the same through the scheduler."""
+        for _ in range(MAX_CLOSING_WINDOWS):
+            window = self.next_window(request)
+            if window is None:
+                break
+            self.apply(window, transcribe(window))
+        if request is CloseReason.FINALIZE:
+            self.finalized()
+
+    def settle(self) -> Update | None:
+        """Take the plan's steps that need no model (a held closing pass committed, an utterance
+        ended): the session calls it whenever audio arrives. The update, if the text changed."""
+        before = self.current()
+        for _ in range(3):
+            step = self.plan()
+            if step.needs_model or step.step is Step.IDLE:
+                break
+            self._execute(step)
+        now = self.current()
+        return now if now != before else None
+
+    def _execute(self, step: Plan) -> None:
+        assert step.reason is not None
+        if step.step is Step.COMMIT_HELD:
+            held, self._held = self._held, None
+            assert held is not None
+            self._commit(held.words, held.window.end)
+            self._tentative = []
+            if step.ends_utterance:
+                self._close(step.reason, held.window.end)
             self._changed()
-            self.end_utterance(reason)
-            return None
-        if not final and total - self._last_window_end < self._opts.min_new_audio * SR:
-            return None
-        fresh = max(self._buf_start, self._commit_sample)  # audio not yet committed
-        bounds = self._vad.speech_bounds(fresh, total)
-        lead_in = int(self._opts.lead_in * SR)
-        if bounds is None:
-            # No new speech: the model is not called. Committed audio stays as acoustic context
-            # for the next utterance, unless the silence after it grows long.
-            self._hypothesis = []
-            if self._tentative:
-                self._tentative = []
-                self._changed()
-            if total - fresh > self._opts.max_gap * SR:
-                self._cut(max(self._buf_start, total - lead_in))
-            self._end_quiet_utterance(total, reason if final else "")
-            return None
-        onset, speech_end = bounds
-        if onset - fresh > self._opts.max_gap * SR or fresh <= self._buf_start:
-            self._cut(max(self._buf_start, onset - lead_in))  # leading silence is not context
-        if final:
-            self._held = None  # the window below covers all it did, and what came since
-            self._last_window_end = total
-            return self._window(total, reason)
-        new_speech = not no_new_speech
-        if self._held is not None:
-            if not new_speech:
-                return None  # the closing pass is done; poll() commits it once the pause is
-            self._resolve_closing(*self._held)
-        silence = total - speech_end
-        if silence >= self._closing_silence * SR:  # the utterance is ending
-            self._last_window_end = total
-            return self._window(min(total, speech_end + int(self._opts.tail_pad * SR)), "pause")
-        if not new_speech and self._hypothesis:
-            return None  # silence after the last window: its hypothesis holds, nothing to refresh
-        self._last_window_end = total
-        if total - self._buf_start >= self._opts.max_window * SR:
-            return self._window(total, "length")
-        return self._window(total, "")
+        elif step.step is Step.END_QUIET:
+            self._tentative = []
+            self._agreement.clear()
+            self._close(step.reason, self.total_samples)
 
-    def poll(self) -> Update | None:
-        """Commit a held closing pass once its pause is complete (no model call): the session
-        calls it whenever audio arrives; :meth:`pending_window` does too. The update, if the
-        text changed."""
-        if self._held is None:
-            return None
-        window, result = self._held
+    def _tidy(self) -> None:
+        """Nothing to transcribe: with no speech left uncommitted, the tentative text goes, and
+        a long silence stops being kept as context."""
         total = self.total_samples
-        resumed = self._vad.has_speech(window.end, total, min_speech=0)
-        if not resumed and total - self._speech_end(window) < self._opts.pause * SR:
-            return None
-        return self._resolve_closing(window, result)
-
-    @property
-    def _closing_silence(self) -> float:
-        """Seconds of silence after which the closing pass starts: ``early_close`` before the
-        pause is complete, but never before 0.4 s of it (the window ends 0.25 s after the
-        speech, and must end before the next words however soon they come), nor after it."""
-        pause = self._opts.pause
-        return max(pause - self._opts.early_close, min(pause, MIN_EARLY_SILENCE))
-
-    def pending(self) -> Pending:
-        """What :meth:`pending_window` (not final) would do now, without doing it: read-only."""
-        total = self.total_samples
-        fresh = max(self._buf_start, self._commit_sample)
-        due = total - self._last_window_end >= self._opts.min_new_audio * SR
-        new = self._vad.has_speech(self._last_window_end, total, min_speech=0)
-        bounds = self._vad.speech_bounds(fresh, total)
-        if bounds is None:  # a quiet utterance ends once its speech is a pause behind
-            end = self._turns.last_speech_end(total)
-            quiet_end = end is not None and total - end >= self._opts.pause * SR
-            return Pending(due and quiet_end, None, new)
-        closing = total - bounds[1] >= self._closing_silence * SR
-        return Pending(due and closing and (self._held is None or new), bounds[0], new)
-
-    def _window(self, end: int, reason: str) -> Window:
-        start = self._buf_start
-        if reason in CLOSING_REASONS and self._turns.is_open:
-            # The closing pass hears its utterance alone, as an offline pass over it would: the
-            # audio kept before it as context for the live updates is in the prompt as text.
-            # (Whisper decoding without timestamps also tends to stop at the pause between
-            # that context and the utterance: a finalize's window then lost all its speech.)
-            start = min(max(start, int((self._turns.onset - self._opts.lead_in) * SR)), end - 1)
-        audio = self._audio.view(start, end)
-        return Window(audio, start, self._prompt(start), final=bool(reason), reason=reason)
-
-    def _end_quiet_utterance(self, total: int, final_reason: str) -> None:
-        """With no speech left to transcribe, an open utterance ends at the end of input or
-        ``finalize``, or once its speech is ``pause`` seconds behind: its words were all
-        committed by agreement already, so no closing window comes."""
-        if final_reason:
-            self.end_utterance(final_reason)
+        fresh = max(self._audio.start, self._commit_sample)
+        if self._end.speech(fresh, total) is not None:
             return
-        end = self._turns.last_speech_end(total)
-        if end is not None and total - end >= self._opts.pause * SR:
-            self.end_utterance("pause")
+        self._agreement.clear()
+        self._tentative = []
+        self._changed()
+        if total - fresh > self._opts.max_gap * SR:
+            self._forget_before(max(self._audio.start, total - int(self._opts.lead_in * SR)))
 
-    def end_utterance(self, reason: str) -> None:
-        """End the open utterance (if any) with what it has committed: after the last window of
-        ``finalize`` or the end of input, when there was nothing left to transcribe."""
-        self._close(reason, self.total_samples)
+    def _cut_window(self, step: Plan) -> Window:
+        total = self.total_samples
+        fresh = max(self._audio.start, self._commit_sample)
+        speech = self._end.speech(fresh, total)
+        lead_in = int(self._opts.lead_in * SR)
+        if speech is not None and (speech[0] - fresh > self._opts.max_gap * SR or fresh <= self._audio.start):
+            self._forget_before(max(self._audio.start, speech[0] - lead_in))  # leading silence is no context
+        self._last_window_end = total
+        kind = WINDOW_KINDS[step.step]
+        start = self._audio.start
+        retry, self._retry = (self._retry, None) if kind is WindowKind.CLOSE else (None, None)
+        if kind is WindowKind.CLOSE:
+            start = self._closing_start(step.end, retry is not None)
+        prompt = "" if retry else self._prompt(start)
+        return Window(self._audio.view(start, step.end), start, prompt, kind, step.reason, retry is not None)
 
-    def _close(self, reason: str, at: int) -> None:
-        """The open utterance ends: the next words begin a new one (and a new final segment)."""
-        if self._turns.is_open:
-            self._utterance_over = True
-        self._turns.close(reason, at, self._committed_text, self._committed)
+    def _closing_start(self, end: int, retry: bool) -> int:
+        """The closing pass hears its utterance alone, as an offline pass over it would: the
+        committed text before it is the prompt, the audio kept before it as context for the
+        live updates is not heard. A second pass (``retry``) hears from the utterance's last
+        committed word on: what the first one heard is committed."""
+        own = self._ledger.open_words()
+        opened = self._ledger.open
+        if retry and own:
+            start = int((own[-1].start - 0.05) * SR)
+        elif opened is not None:
+            start = int((opened.onset - self._opts.lead_in) * SR)
+        else:
+            start = self._audio.start
+        return min(max(start, self._audio.start), end - 1)
 
     def _prompt(self, start: int) -> str:
         """Committed text that lies before the window (whole words): context for the model."""
         cut = start / SR + 0.05
         words: list[Word] = []
         size = 0
-        for w in reversed(self._committed):
+        for w in reversed(self._ledger.words):
             if w.end > cut:
                 continue
             size += len(w.text) + 1
             if size > self._opts.prompt_chars:
                 break
             words.append(w)
-        return self._join(words[::-1]).strip()
+        return self._ledger.join(words[::-1]).strip()
 
-    def _cut(self, sample: int) -> None:
-        if sample <= self._buf_start:
-            return
-        self._audio.discard_before(sample)
-        self._vad.discard_before(sample)
-
-    # -- results in -------------------------------------------------------------------------
+    # -- results in --------------------------------------------------------------------------
 
     def apply(self, window: Window, result: Transcript) -> Update | None:
-        """Fold the model's result for ``window`` in; an :class:`Update` if the text changed.
-
-        A closing pass that ran before its pause was complete (``early_close``) is settled by
-        :meth:`_resolve_closing`: held until the pause is complete, or committed without
-        ending the utterance when the speech goes on first."""
-        if window.reason == "pause":
-            return self._resolve_closing(window, result)
-        return self._apply_now(window, result)
-
-    def _resolve_closing(self, window: Window, result: Transcript) -> Update | None:
-        """A closing pass, as far as its pause is known now:
-
-        * silence still, the pause not yet complete: held (its words shown as tentative);
-        * the pause complete (before any new words): committed, and the utterance ends;
-        * the speech went on after a gap shorter than the endpointing: what it heard before
-          the gap is over and was decoded the strong way, so it is committed whole (as a window
-          grown too long is) and the utterance goes on. (Taken as a mere tentative update
-          instead, it left those words uncommitted, and the next windows, which start far back
-          in the utterance, were heard from the gap on only: "do for them. He was" was lost.)
-        """
-        total = self.total_samples
-        end = self._speech_end(window)
-        resumed = self._vad.speech_bounds(window.end, total, min_speech=0)
-        if resumed is None and total - end < self._opts.pause * SR:
-            self._held = (window, result)
-            return self._show(window, result)
-        self._held = None
-        if resumed is not None and resumed[0] - end < self._opts.pause * SR:
-            return self._apply_now(replace(window, reason="length"), result)
-        return self._apply_now(window, result)
-
-    def _show(self, window: Window, result: Transcript) -> Update | None:
-        """The held closing pass's words as the tentative text (nothing commits)."""
-        before = self._tentative
-        heard = self._hypothesis_words(window, result)
-        words, _ = after_committed(self._committed[-3:], heard, window.offset)
-        self._tentative = words
-        if self._tentative == before:
-            return None
-        self._changed()
-        return self.current()
-
-    def _apply_now(self, window: Window, result: Transcript, reason: str = "") -> Update | None:
-        """Fold the result in now (a closing window commits whole and ends its utterance, with
-        ``reason`` if given: a held pass committed at the end of input)."""
-        if reason:
-            window = replace(window, reason=reason)
-        before = (self._committed_text, self._tentative)
-        heard = self._hypothesis_words(window, result)
+        """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
+        before = self.current()
+        heard = hearing.heard_words(self.vad, window, result)
         if window.closes_utterance:
             self._check_early_commits(window, heard)
-        words, anchored = after_committed(self._committed[-3:], heard, window.offset)
-        if window.final:
-            if not anchored and self._hypothesis:
-                # This pass may have skipped words at its start: keep what the last hypothesis
-                # heard there, and take from this one only what comes after it.
-                words = self._hypothesis + after_committed(self._hypothesis[-3:], words, window.offset)[0]
-            self._commit(words)
-            self._utterance_over = True
-            self._hypothesis, self._tentative = [], []
-            self._commit_sample = max(self._commit_sample, window.end)
-        else:
-            # Words near a window's end are unreliable (cut mid-word, no context after them):
-            # commit only those both hypotheses agree on and that had settled in the older one.
-            # Nor those at the end of the speech the older window heard: when speech stops, the
-            # utterance's last words are left to its closing pass (the stronger decode), not
-            # committed by two greedy passes agreeing on the same audio.
-            settled = [w for w in self._hypothesis if w.end <= self._hypothesis_end - self._opts.settle]
-            # Unanchored hypotheses are trusted again once the window has grown well past its
-            # context: better than waiting for a pause that may not come.
+        words, anchored = after_committed(self._ledger.words[-3:], heard, window.offset)
+        if not window.final:
+            speech_end = min(window.end, self._speech_end(window)) / SR
             trusted = anchored or window.seconds > self._opts.keep_context + 6
-            agreed = common_prefix(settled, words) if trusted else 0
-            self._commit(words[:agreed])
-            self._hypothesis = self._tentative = words[agreed:]
-            self._hypothesis_end = min(window.end, self._speech_end(window)) / SR
+            agreed = self._agreement.agree(words, trusted, speech_end)
             if agreed:
-                self._commit_sample = max(self._commit_sample, int(words[agreed - 1].end * SR))
+                self._commit(agreed, int(agreed[-1].end * SR))
+            self._tentative = self._agreement.hypothesis
+        else:
+            self._apply_final(window, heard, words, anchored)
         self._trim()
-        changed = (self._committed_text, self._tentative) != before
-        if changed:
-            self._changed()
-        if window.closes_utterance:
+        self._changed()
+        self.settle()
+        now = self.current()
+        return now if now != before else None
+
+    def _apply_final(self, window: Window, heard: list[Word], words: list[Word], anchored: bool) -> None:
+        """A closing pass or a cut, committed whole, unless it missed speech (then what it
+        heard commits, and a second closing pass hears the rest)."""
+        if not anchored and self._agreement.hypothesis:
+            # This pass may have skipped words at its start: keep what the last hypothesis heard
+            # there, and take from this one only what comes after it.
+            hypothesis = self._agreement.hypothesis
+            words = hypothesis + after_committed(hypothesis[-3:], words, window.offset)[0]
+        echo = hearing.repeats_committed(words, self._ledger.words, window)
+        missed = echo or hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED)
+        self._agreement.clear()
+        self._tentative = []
+        if missed and not window.retry and window.kind is WindowKind.CLOSE:
+            kept = [] if echo else words
+            self._commit(kept, int(kept[-1].end * SR) if kept else self._commit_sample)
+            self._retry = echo  # an echo of the prompt is heard again without one
+            return
+        if window.kind is WindowKind.CUT:
+            self._commit(words, int(words[-1].end * SR) if missed and words else window.end)
+        elif window.reason is CloseReason.PAUSE:
+            self._held = _Held(window, words, self._speech_end(window))
+            self._tentative = words  # shown until the planner commits it
+        else:
+            self._commit(words, window.end)
+            assert window.reason is not None
             self._close(window.reason, window.end)
-        return self.current() if changed else None
+
+    def _commit(self, words: list[Word], through: int) -> None:
+        """Commit ``words``; the audio up to sample ``through`` counts as committed."""
+        self._ledger.commit(words, self.audio_seconds)
+        self._commit_sample = max(self._commit_sample, through)
+
+    def _close(self, reason: CloseReason, at: int) -> None:
+        self._changed()
+        closed = self._ledger.close(reason, at / SR)
+        self._commit_sample = max(self._commit_sample, min(at, self.total_samples))
+        if closed is None:
+            return
+        if reason is CloseReason.FINALIZE:
+            self._finalize_closed = closed
+        self._end.closed_at(at)
+        if (onset := self._end.onset(self.total_samples)) is not None:  # the next one began already
+            self._ledger.start(onset / SR)
+
+    def finalized(self) -> None:
+        """A ``finalize`` has been carried out (every window it asked for applied): queue its
+        :class:`~wirescribe.streaming.events.Finalized`, naming the utterance it ended."""
+        closed, self._finalize_closed = self._finalize_closed, None
+        self._ledger.finalized(self.audio_seconds, closed)
 
     def _changed(self) -> None:
+        """Queue the transcript if it changed since the last one queued (idempotent): before an
+        utterance's end, so the words it closes with come first."""
         now = self.current()
-        self._turns.changed(now.committed, now.tentative, now.audio_seconds, self._committed)
+        if (now.committed, now.tentative) == self._emitted:
+            return
+        self._emitted = (now.committed, now.tentative)
+        reported = self._reported
+        self._reported = len(self._ledger.words)
+        self._ledger.changed(now, self._ledger.words[reported:])
 
     def _speech_end(self, window: Window) -> int:
         """The end of the last speech in ``window`` (its end when none is known)."""
-        bounds = self._vad.speech_bounds(window.start, window.end, min_speech=0)
-        return bounds[1] if bounds is not None else window.end
+        end = self._end.speech_end(window.start, window.end)
+        return end if end is not None else window.end
 
     def _check_early_commits(self, window: Window, heard: list[Word]) -> None:
         """Count the words of this utterance committed early (by agreement) that the closing
         pass re-read, and how many of them it heard differently: how often committing early
         costs accuracy. They stay committed either way (committed text never changes)."""
-        first = self._turns.open_words_from
-        if first is None:
-            return
-        early = [w for w in self._committed[first:] if w.start >= window.offset]
-        for w in early:
+        for w in (w for w in self._ledger.open_words() if w.start >= window.offset):
             key = normalize(w.text)
             same = any(normalize(h.text) == key and abs(h.start - w.start) <= 0.5 for h in heard)
             self.early_words += 1
             self.early_disagreed += not same
-
-    def current(self) -> Update:
-        tentative = self._join(self._tentative, after=self._committed_text)
-        if not self._committed_text:
-            tentative = tentative.lstrip()
-        return Update(self._committed_text, tentative, self.audio_seconds)
-
-    def _hypothesis_words(self, window: Window, result: Transcript) -> list[Word]:
-        """The hypothesis as absolute-time words, hallucinations and words in silence out."""
-        words: list[Word] = []
-        previous = ""
-        for seg in result.segments:
-            text = phrase(seg.text)
-            repeated, previous = text == previous, text
-            if repeated or is_hallucination(seg) or not self._heard(window, seg):
-                continue
-            # A live window may end inside a word, which the model then guesses; the closing
-            # window ends after the speech, so its last word is kept however unsure.
-            for w in seg.words if window.closes_utterance else without_unsure_tail(seg.words):
-                a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
-                if normalize(a.text) and self._spoken(a):
-                    words.append(a)
-        return words
-
-    def _heard(self, window: Window, seg: Segment) -> bool:
-        """Was there speech where the model put this segment? A sentence placed in a pause is
-        the model continuing its prompt."""
-        start, end = int((window.offset + seg.start) * SR), int((window.offset + seg.end) * SR)
-        share = self._vad.speech_fraction(start, max(end, start + 1))
-        return share is None or share >= 0.2 or end - start < 0.3 * SR
-
-    def _spoken(self, word: Word) -> bool:
-        """Did voice activity see speech around this word? Words in silence are inventions."""
-        pad = 0.3
-        return self._vad.has_speech(int((word.start - pad) * SR), int((word.end + pad) * SR))
-
-    def _commit(self, words: list[Word]) -> None:
-        if not words:
-            return
-        self._turns.committed(words[0], len(self._committed), len(self._committed_text))
-        words = self._monotonic(words, self._turns.onset)
-        if self._utterance_over:
-            self._utterance_starts.add(len(self._committed))
-            self._utterance_over = False
-        self._committed_text += self._join(words, after=self._committed_text)
-        self._committed_text = self._committed_text.lstrip()
-        self._committed.extend(words)
-
-    def _monotonic(self, words: list[Word], onset: float) -> list[Word]:
-        """``words`` with times that follow the committed words', start no earlier than their
-        utterance's speech (``onset``) and lie inside the audio: two windows' alignments may
-        overlap a word by some milliseconds, and the alignment stretches the first word after a
-        silence back into it."""
-        last = max(self._committed[-1].end if self._committed else 0.0, onset)
-        limit = self.audio_seconds
-        out: list[Word] = []
-        for w in words:
-            end = min(max(w.end, last), limit)
-            start = min(max(w.start, last), end)
-            out.append(w if (start, end) == (w.start, w.end) else replace(w, start=start, end=end))
-            last = end
-        return out
 
     def _trim(self) -> None:
         """Keep at most ``keep_context`` s of committed audio before the uncommitted part: the
         model hears how the speech led up to it, and the window stays short. Cut at the end of
         a committed word, never inside one."""
         limit = self._commit_sample / SR - self._opts.keep_context
-        if limit <= self._buf_start / SR:
+        if limit <= self._audio.start / SR:
             return
         cut = None
-        for w in reversed(self._committed):
+        for w in reversed(self._ledger.words):
             if w.end < limit:
                 break
             cut = w.end
         if cut is not None and cut * SR <= self._commit_sample:
-            self._cut(int(cut * SR))
+            self._forget_before(int(cut * SR))
 
-    def _join(self, words: list[Word], after: str = "") -> str:
-        """Concatenate words as the model spelt them (its words carry their leading space);
-        a space is added only where a word without one follows text in a spaced language."""
-        text = ""
-        for w in words:
-            piece = w.text
-            if not text and after and self._spaced and piece[:1].isalnum() and not after[-1:].isspace():
-                piece = " " + piece
-            text += piece
-        return text
-
-    # -- end of stream ----------------------------------------------------------------------
-
-    def finish(self) -> FinalTranscript:
-        """Everything committed, grouped into segments with times (after the final window)."""
-        segments: list[Segment] = []
-        group: list[Word] = []
-        for i, w in enumerate(self._committed):
-            if group and (i in self._utterance_starts or w.start - group[-1].end > 1.0):
-                segments.append(self._segment(group))
-                group = []
-            group.append(w)
-        if group:
-            segments.append(self._segment(group))
-        return FinalTranscript(self._committed_text, tuple(segments), self.audio_seconds)
-
-    def _segment(self, words: list[Word]) -> Segment:
-        return Segment(words[0].start, words[-1].end, self._join(words).strip(), tuple(words))
+    def _forget_before(self, sample: int) -> None:
+        if sample > self._audio.start:
+            self._audio.discard_before(sample)
+            self._end.forget_before(sample)

@@ -46,14 +46,15 @@ from typing import Protocol
 
 import numpy as np
 
-from wirescribe.api.limits import audio_allowance
-from wirescribe.asr.model import DecodeOptions, Transcript
-from wirescribe.asr.scheduler import Scheduler, Urgency
+from wirescribe.asr.scheduler import Scheduler
+from wirescribe.asr.types import DecodeOptions, Transcript
+from wirescribe.audio.allowance import audio_allowance
 from wirescribe.audio.decode import DecodeError, StreamDecoder
 from wirescribe.audio.vad import Scored, VoiceActivity
 from wirescribe.streaming.errors import DECODER_ERRORS, DecoderStalled, decoder_error
-from wirescribe.streaming.events import Emit, Finalized, SessionConfig, TranscriptChanged
-from wirescribe.streaming.policy import SR, FinalTranscript, StreamingPolicy, Window
+from wirescribe.streaming.events import CloseReason, Emit, SessionConfig, TranscriptChanged
+from wirescribe.streaming.policy import MAX_CLOSING_WINDOWS, SR, FinalTranscript, StreamingPolicy, Window
+from wirescribe.streaming.urgency import Urgency
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +352,7 @@ class LiveSession:
         ever from the loop, so a window cut meanwhile sees a consistent state."""
         scored = await score_off_loop(self._policy.vad, block, self._vad_executor)
         self._policy.insert_audio(block, scored)
-        self._policy.poll()  # a closing pass held for its pause commits the moment the pause is
+        self._policy.settle()  # a held closing pass commits, an utterance ends, the moment it may
         await self._send_events()
 
     async def _send_events(self) -> None:
@@ -384,11 +385,11 @@ class LiveSession:
             if self._finalize:
                 self._finalize = False
                 await self._catch_up(decoding)
-                await self._transcribe_and_send(final="finalize")
-                async with self._emitting:  # after the utterance it ended, if any
-                    await self._emit(Finalized(self._policy.audio_seconds))
+                await self._turn(CloseReason.FINALIZE)
+                self._policy.finalized()  # after the utterance it ended, if any
+                await self._send_events()
                 continue
-            await self._transcribe_and_send(final="")  # a turn: nothing to do costs nothing
+            await self._turn(None)  # a turn: nothing to do costs nothing
 
     async def _catch_up(self, decoding: asyncio.Task[None], limit: float = 1.0) -> None:
         """Wait (up to ``limit`` s) until the audio decoded so far is scored and in the policy, so
@@ -401,12 +402,12 @@ class LiveSession:
             await asyncio.sleep(0.01)
 
     async def _flush(self) -> None:
-        await self._transcribe_and_send(final="eof")
+        await self._turn(CloseReason.EOF)
 
-    def _build(self, final: str) -> tuple[np.ndarray, DecodeOptions, Window] | None:
+    def _build(self, request: CloseReason | None) -> tuple[np.ndarray, DecodeOptions, Window] | None:
         """The window, cut when the model is free for it (not when the turn was queued), with
-        the settings in force then."""
-        window = self._policy.pending_window(final=bool(final), reason=final or "eof")
+        the settings in force then: the plan carried out (:meth:`StreamingPolicy.next_window`)."""
+        window = self._policy.next_window(request)
         if window is None:
             return None
         self._last_cut = self._scheduler.clock()
@@ -414,32 +415,30 @@ class LiveSession:
         options = live_decode_options(window, config.language, self._context_seconds, config.hotwords())
         return window.audio, options, window
 
-    def _urgency(self, final: str) -> Urgency:
-        """What this turn holds now, for the scheduler's order: a turn of ``finalize`` or the end
-        of input, or one a pause has made the utterance's last, closes it; the session has waited
-        for its words since its oldest uncommitted speech was decoded, or since its last window
-        was cut if that is later (the model has seen those words since)."""
-        pending = self._policy.pending()
-        since = None
-        if pending.speech_from is not None:
-            since = self._heard.at(pending.speech_from)
-            if since is not None and self._last_cut is not None:
-                since = max(since, self._last_cut)
-        # A refresh queued before the input ended or ``finalize`` came stands between the client
-        # and its commit: it goes first too (its build is cheap then, often no model call).
-        urgent = bool(final) or self._input_ended or self._finalize
-        return Urgency(urgent or pending.closes, since, urgent or pending.new_speech)
+    def _urgency(self, request: CloseReason | None) -> Urgency:
+        """What this turn holds now, for the scheduler's order: read from the planner's one
+        decision (:meth:`StreamingPolicy.plan`), never re-derived here. A turn queued before the
+        input ended or ``finalize`` came stands between the client and its commit: it is forced
+        to the front too (its build is cheap then, often no model call)."""
+        step = self._policy.plan(request)
+        since = self._heard.at(step.speech_from) if step.speech_from is not None else None
+        forced = request is not None or self._input_ended or self._finalize
+        return Urgency.of_turn(closes=step.closes, new_speech=step.new_speech, heard_at=since,
+                               last_cut=self._last_cut, forced=forced)  # fmt: skip
 
-    async def _transcribe_and_send(self, *, final: str) -> None:
-        """One turn: ``final`` "" for a live update, "finalize" or "eof" to commit everything."""
+    async def _turn(self, request: CloseReason | None) -> None:
+        """One turn: a live update (``request`` None), or ``finalize`` / the end of input, which
+        commit everything heard (a closing pass that missed speech is followed by a second)."""
         try:
-            done = await self._scheduler.transcribe_latest(
-                lambda: self._build(final), lambda: self._urgency(final)
-            )
-            if done is not None:
+            for _ in range(MAX_CLOSING_WINDOWS):
+                done = await self._scheduler.transcribe_latest(
+                    lambda: self._build(request), lambda: self._urgency(request)
+                )
+                if done is None:
+                    break
                 self._apply(*done)
-            if final:  # whether or not a window was left to transcribe
-                self._policy.end_utterance(final)
+                if request is None:
+                    break
         finally:
             await self._send_events()
 

@@ -8,11 +8,12 @@ it; ``policy.py`` re-exports every name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
-from wirescribe.asr.model import Segment
-from wirescribe.streaming.turns import CLOSING_REASONS
+from wirescribe.asr.types import Segment
+from wirescribe.streaming.events import CloseReason
 
 SR = 16000
 
@@ -33,6 +34,12 @@ class StreamingOptions:
     early_close: float = 0.3
 
 
+class WindowKind(Enum):
+    REFRESH = "refresh"  # a live update: tentative text, commits by agreement
+    CUT = "cut"  # the window grew too long: committed whole, the utterance goes on
+    CLOSE = "close"  # the closing pass: the utterance's speech, committed whole
+
+
 @dataclass(frozen=True)
 class Window:
     """Audio for one model call."""
@@ -40,14 +47,20 @@ class Window:
     audio: np.ndarray
     start: int  # absolute sample index of audio[0]
     prompt: str
-    final: bool  # commit everything it yields (pause or end of stream)
-    reason: str = ""  # why a final window is final: "pause", "finalize", "eof" or "length"
+    kind: WindowKind = WindowKind.REFRESH
+    reason: CloseReason | None = None  # CLOSE: why the utterance closes
+    retry: bool = False  # a second closing pass over speech the first one did not cover
+
+    @property
+    def final(self) -> bool:
+        """Everything it yields is committed (a closing pass, or a window grown too long)."""
+        return self.kind is not WindowKind.REFRESH
 
     @property
     def closes_utterance(self) -> bool:
         """The window ends an utterance (not only a window grown too long): the one pass whose
         words are committed whole, worth the stronger decode."""
-        return self.reason in CLOSING_REASONS
+        return self.kind is WindowKind.CLOSE
 
     @property
     def end(self) -> int:
@@ -60,16 +73,6 @@ class Window:
     @property
     def seconds(self) -> float:
         return len(self.audio) / SR
-
-
-@dataclass(frozen=True)
-class Pending:
-    """What the session's next turn holds, read without cutting a window (:meth:`StreamingPolicy.pending`):
-    what the scheduler orders the sessions' turns by."""
-
-    closes: bool  # the next window would end an utterance (a pause): it commits whole
-    speech_from: int | None  # first sample of the speech not committed yet (None: none waits)
-    new_speech: bool  # speech was heard after the last window's end
 
 
 @dataclass(frozen=True)

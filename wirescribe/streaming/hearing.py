@@ -1,0 +1,71 @@
+"""What the model heard in a window, as absolute-time words: its inventions left out (pure).
+
+Whisper invents text where there is no speech (stock phrases, its prompt continued into a
+pause, loops). A segment or word is kept only where voice activity saw speech. A closing pass
+decoded without timestamps is one segment for the whole utterance, so dropping a segment there
+drops the utterance: a retry (:attr:`Window.retry`) keeps every word that lies on speech and
+drops only repetition loops.
+"""
+
+from __future__ import annotations
+
+from wirescribe.asr.types import Segment, Transcript, Word
+from wirescribe.audio.vad import VoiceActivity
+from wirescribe.streaming.agreement import without_unsure_tail
+from wirescribe.streaming.hallucinations import is_hallucination, is_loop, normalize, phrase
+from wirescribe.streaming.window import SR, Window
+
+WORD_PAD = 0.3  # seconds around a word in which voice activity must have seen speech
+
+
+def heard_words(vad: VoiceActivity, window: Window, result: Transcript) -> list[Word]:
+    """The hypothesis as absolute-time words, hallucinations and words in silence out."""
+    words: list[Word] = []
+    previous = ""
+    for seg in result.segments:
+        text = phrase(seg.text)
+        repeated, previous = text == previous, text
+        invented = is_loop(seg) if window.retry else is_hallucination(seg)
+        if repeated or invented or not _on_speech(vad, window, seg):
+            continue
+        # A live window may end inside a word, which the model then guesses; the closing
+        # window ends after the speech, so its last word is kept however unsure.
+        for w in seg.words if window.closes_utterance else without_unsure_tail(seg.words):
+            a = Word(w.start + window.offset, w.end + window.offset, w.text, w.probability)
+            if normalize(a.text) and _spoken(vad, a):
+                words.append(a)
+    return words
+
+
+def _on_speech(vad: VoiceActivity, window: Window, seg: Segment) -> bool:
+    """Was there speech where the model put this segment? A sentence placed in a pause is the
+    model continuing its prompt."""
+    start, end = int((window.offset + seg.start) * SR), int((window.offset + seg.end) * SR)
+    share = vad.speech_fraction(start, max(end, start + 1))
+    return share is None or share >= 0.2 or end - start < 0.3 * SR
+
+
+def _spoken(vad: VoiceActivity, word: Word) -> bool:
+    """Did voice activity see speech around this word? Words in silence are inventions."""
+    return vad.has_speech(int((word.start - WORD_PAD) * SR), int((word.end + WORD_PAD) * SR))
+
+
+def uncovered_speech(vad: VoiceActivity, heard: list[Word], window: Window, min_speech: float) -> bool:
+    """Did the window hold speech after the last word the model heard in it (at least
+    ``min_speech`` seconds of it, starting over ``WORD_PAD`` after that word)? Whisper decoding
+    without timestamps may stop at a pause inside its window: what comes after was not heard,
+    and must not be taken as committed."""
+    covered = int(heard[-1].end * SR) if heard else window.start
+    return vad.has_speech(covered + int(WORD_PAD * SR), window.end, min_speech)
+
+
+def repeats_committed(words: list[Word], committed: list[Word], window: Window) -> bool:
+    """Is the hypothesis the committed text said again (Whisper echoing its prompt) rather than
+    new speech? Two or more words that appear, in order and together, among the last committed
+    words, which all ended before the window began (so the model could not have heard them)."""
+    keys = [k for k in (normalize(w.text) for w in words) if k]
+    if len(keys) < 2:
+        return False
+    before = [normalize(w.text) for w in committed[-40:] if w.end <= window.offset + 0.05]
+    n = len(keys)
+    return any(before[i : i + n] == keys for i in range(len(before) - n + 1))
