@@ -1,4 +1,4 @@
-"""vad.VoiceActivity with a scripted probability function (no Silero model).
+"""vad.VoiceActivity with a scripted probability function (no Silero model: see test_vad_silero.py).
 
 The fake reads each frame's probability from the audio itself: every sample of frame ``k`` holds
 ``probs[k]``, and the fake returns each frame's mean. So any way of pushing the audio must give
@@ -266,3 +266,34 @@ def test_scoring_runs_in_any_thread() -> None:
             v.accept(pool.submit(v.score, v.frame(np.zeros(1600, dtype=np.float32))).result())
     assert seen and all(name.startswith("vad") for name in seen)
     assert v.frames_end == 4800 // FRAME * FRAME and v.has_speech(0, v.frames_end)
+
+
+class CountingScorer:
+    """A FrameScorer whose state is every frame's first sample so far, so the state shows
+    whether each frame advanced it once and in order."""
+
+    def initial_state(self) -> tuple[float, ...]:
+        return ()
+
+    def score_frames(
+        self, audio: np.ndarray, state: tuple[float, ...]
+    ) -> tuple[np.ndarray, tuple[float, ...]]:
+        firsts = tuple(audio.reshape(-1, FRAME)[:, 0].tolist())
+        return np.full(len(firsts), 0.9, dtype=np.float32), state + firsts
+
+
+def test_a_scorer_state_advances_once_per_frame_in_order() -> None:
+    """Frames cut on the caller's thread, scored in another, accepted in order: the state each
+    Frames carries is the one after every frame before it; frames refused stay unscored."""
+    audio = np.arange(40 * FRAME, dtype=np.float32)  # frame k starts with k * FRAME
+    v = VoiceActivity(CountingScorer(), VadOptions(min_speech=0))
+    with ThreadPoolExecutor(1, thread_name_prefix="vad") as pool:
+        for piece in np.split(audio, [100, 1700, 1701, 5000, 9000, 15000]):
+            made = v.frame(piece)
+            assert made.state == tuple(range(0, v.frames_end, FRAME))
+            v.accept(pool.submit(v.score, made).result())
+    stale = v.frame(audio[:FRAME])
+    v.accept(v.score(v.frame(audio[FRAME : 2 * FRAME])))
+    with pytest.raises(VadOrderError):
+        v.accept(v.score(stale))
+    assert v.frame(np.zeros(0, np.float32)).state == (*range(0, 40 * FRAME, FRAME), FRAME)
