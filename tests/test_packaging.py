@@ -53,6 +53,31 @@ def test_the_entry_files_are_thin() -> None:
         assert not re.search(r"^(def|class) ", text, re.M), f"{stem}.py defines code: move it to the package"
 
 
+def test_the_end_to_end_check_runs_without_pytest() -> None:
+    """``python test_transcription.py`` after ``pip install -r requirements.txt`` alone: pytest
+    (a development tool) made unimportable, the check still starts, speaks and reports "no server"."""
+    url = f"ws://127.0.0.1:{free_port()}/ws/transcribe"
+    script = (
+        "import runpy, sys\n"
+        "sys.modules['pytest'] = sys.modules['_pytest'] = None  # import pytest raises ImportError\n"
+        f"sys.argv = ['test_transcription.py', '--url', {url!r}, '--fast']\n"
+        "runpy.run_path('test_transcription.py', run_name='__main__')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert out.stdout.startswith(f"FAIL: no server at {url}"), out.stdout + out.stderr[-2000:]
+
+
+def test_the_end_to_end_check_is_marked_e2e_under_pytest() -> None:
+    """Under pytest the check's test carries the ``e2e`` mark (``make test-fast`` leaves it out)."""
+    import test_transcription
+
+    marks = getattr(test_transcription.test_transcription_end_to_end, "pytestmark", [])
+    assert [m.name for m in marks] == ["e2e"]
+
+
 def test_dependencies_mirror_the_requirements_files() -> None:
     project = pyproject()["project"]
     assert sorted(project["dependencies"]) == sorted(requirements(ROOT / "requirements.txt"))
