@@ -9,6 +9,10 @@ A typed frozen dataclass rather than pydantic-settings: the options and results 
 are frozen dataclasses already, the validation needed is a handful of ranges and choices, and a
 pydantic ``ValidationError`` is a multi-line report where one line naming the variable is the
 promise (docs/configuration.md). It also keeps a dependency out of the CLI's start-up path.
+
+Importing this module loads no model code: :class:`~wirescribe.asr.config.ModelConfig` comes
+from ``asr/config.py``, not ``asr/model.py`` (which loads faster-whisper); ``tests/test_layers.py``
+checks it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from wirescribe.asr.model import ModelConfig, resolve_device
+from wirescribe.asr.config import ModelConfig, resolve_device
 from wirescribe.logs import FORMATS as LOG_FORMATS
 from wirescribe.logs import LEVELS as LOG_LEVELS
 
@@ -102,7 +106,9 @@ class FileSettings:
 
     max_upload_bytes: int = 100 << 20  # the whole request body; past it: 413
     # Files transcribed at once. One keeps live sessions' updates waiting for at most one file
-    # chunk: the scheduler is FIFO and an upload has one chunk queued or running at a time.
+    # chunk: an upload has one chunk queued or running at a time (the scheduler serves closing
+    # windows first, then whoever has waited longest: a chunk counting from when it was queued, a
+    # live session from when its oldest uncommitted words were heard).
     max_jobs: int = 1
     max_queue: int = 16  # requests waiting for their turn (their bodies not yet read); past it: 429
     chunk_seconds: float = 30.0  # the longest model call an upload makes (≤ 30: Whisper's window)

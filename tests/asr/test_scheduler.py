@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.support.fakes import FakeModel, job, run
-from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import Scheduler, SchedulerClosed, SchedulerStats
+from wirescribe.asr.types import DecodeOptions, Transcript
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tests.support.fakes import FakeModel, FakeTranscriber, job, run
-from wirescribe.asr.model import BatchItem, Transcript
 from wirescribe.asr.scheduler import Scheduler, default_batch_size
+from wirescribe.asr.types import BatchItem, Transcript
 
 
 def test_default_batch_size_by_device() -> None:

@@ -1,6 +1,8 @@
 """The scheduler's order of turns and its shedding, with a fake model and a simulated clock:
-closing windows first, then the session that has waited longest for its words; refreshes with
-nothing new held back while other turns have work; no session starved under a saturated model.
+urgent turns first (a live session's closing windows), then the caller that has waited longest;
+deferrable turns (a refresh with nothing new) held back while other turns have work; no session
+starved under a saturated model. The priorities here are plain values: what makes a live
+session's turn urgent is tested with the streaming layer (``tests/streaming/test_urgency.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tests.support.fakes import FakeModel, job, run
-from wirescribe.asr.model import DecodeOptions, Transcript
-from wirescribe.asr.scheduler import Scheduler, Urgency
+from wirescribe.asr.scheduler import NORMAL, URGENT, PlainPriority, Scheduler
+from wirescribe.asr.types import DecodeOptions, Transcript
 
 
 class SimClock:
@@ -26,9 +28,21 @@ class SimClock:
         return self.now
 
 
-def turn(tag: str, urgency: Urgency) -> tuple[object, object]:
+def urgent(since: float) -> PlainPriority:
+    return PlainPriority(URGENT, since)
+
+
+def normal(since: float) -> PlainPriority:
+    return PlainPriority(NORMAL, since)
+
+
+def deferrable(since: float) -> PlainPriority:
+    return PlainPriority(NORMAL, since, deferrable=True)
+
+
+def turn(tag: str, priority: PlainPriority) -> tuple[object, object]:
     audio, options = job(tag)
-    return (lambda: (audio, options, tag)), (lambda: urgency)
+    return (lambda: (audio, options, tag)), (lambda: priority)
 
 
 async def hold_the_worker(s: Scheduler, model: FakeModel) -> asyncio.Task[Transcript]:
@@ -39,7 +53,7 @@ async def hold_the_worker(s: Scheduler, model: FakeModel) -> asyncio.Task[Transc
     return busy
 
 
-def served_order(urgencies: dict[str, Urgency]) -> list[str]:
+def served_order(priorities: dict[str, PlainPriority]) -> list[str]:
     """Queue one turn per tag while the worker is busy, then release it: the order served."""
     model = FakeModel(delay=0.0)
     clock = SimClock()
@@ -50,8 +64,8 @@ def served_order(urgencies: dict[str, Urgency]) -> list[str]:
         try:
             busy = await hold_the_worker(s, model)
             tasks: list[asyncio.Task[object]] = []
-            for tag, urgency in urgencies.items():
-                build, read = turn(tag, urgency)
+            for tag, priority in priorities.items():
+                build, read = turn(tag, priority)
                 tasks.append(asyncio.create_task(s.transcribe_latest(build, read)))  # type: ignore[arg-type]
                 await asyncio.sleep(0)
             model.release.set()
@@ -63,22 +77,29 @@ def served_order(urgencies: dict[str, Urgency]) -> list[str]:
     return model.calls[1:]
 
 
-def test_a_window_that_closes_an_utterance_goes_before_refreshes() -> None:
+def test_an_urgent_turn_goes_before_normal_ones() -> None:
     order = served_order({
-        "refresh-old": Urgency(since=1.0),
-        "refresh-older": Urgency(since=0.5),
-        "closing": Urgency(closing=True, since=3.0),
-        "eof": Urgency(closing=True, since=2.0),
+        "refresh-old": normal(1.0),
+        "refresh-older": normal(0.5),
+        "closing": urgent(3.0),
+        "eof": urgent(2.0),
     })  # fmt: skip
     assert order == ["eof", "closing", "refresh-older", "refresh-old"]
 
 
-def test_the_session_that_waited_longest_for_its_words_goes_first_not_the_first_queued() -> None:
-    order = served_order({"c": Urgency(since=3.0), "a": Urgency(since=1.0), "b": Urgency(since=2.0)})
+def test_the_rank_is_a_sort_key_not_two_classes() -> None:
+    order = served_order(
+        {"late": PlainPriority(2, 0.0), "normal": normal(5.0), "first": PlainPriority(-1, 9.0)}
+    )
+    assert order == ["first", "normal", "late"]
+
+
+def test_the_turn_that_waited_longest_goes_first_not_the_first_queued() -> None:
+    order = served_order({"c": normal(3.0), "a": normal(1.0), "b": normal(2.0)})
     assert order == ["a", "b", "c"]
 
 
-def test_turns_without_an_urgency_keep_their_queue_order() -> None:
+def test_turns_without_a_priority_keep_their_queue_order() -> None:
     model = FakeModel(delay=0.0)
     clock = SimClock()
 
@@ -101,10 +122,10 @@ def test_turns_without_an_urgency_keep_their_queue_order() -> None:
     assert model.calls[1:] == ["file0", "file1", "file2", "file3"]
 
 
-def test_the_urgency_is_read_when_a_worker_frees_not_when_the_turn_was_queued() -> None:
+def test_the_priority_is_read_when_a_worker_frees_not_when_the_turn_was_queued() -> None:
     """A turn queued as a refresh whose session meanwhile reached a pause goes first."""
     model = FakeModel(delay=0.0)
-    state = {"a": Urgency(since=1.0), "b": Urgency(since=2.0)}
+    state = {"a": normal(1.0), "b": normal(2.0)}
 
     async def main() -> None:
         s = Scheduler(model, clock=SimClock())
@@ -116,7 +137,7 @@ def test_the_urgency_is_read_when_a_worker_frees_not_when_the_turn_was_queued() 
                 for t in ("a", "b")
             ]
             await asyncio.sleep(0.01)
-            state["b"] = Urgency(closing=True, since=2.0)  # b's pause came while it waited
+            state["b"] = urgent(2.0)  # b's pause came while it waited
             model.release.set()
             await asyncio.gather(busy, *tasks)
         finally:
@@ -126,23 +147,23 @@ def test_the_urgency_is_read_when_a_worker_frees_not_when_the_turn_was_queued() 
     assert model.calls[1:] == ["b", "a"]
 
 
-def test_a_refresh_with_nothing_new_is_held_back_while_others_have_work() -> None:
+def test_a_deferrable_turn_is_held_back_while_others_have_work() -> None:
     order = served_order({
-        "quiet": Urgency(since=0.5, new_speech=False),  # oldest words, but nothing new heard
-        "talking": Urgency(since=2.0),
-        "closing": Urgency(closing=True, since=3.0),
+        "quiet": deferrable(0.5),  # the oldest wait, but it can do little now
+        "talking": normal(2.0),
+        "closing": urgent(3.0),
     })  # fmt: skip
     assert order == ["closing", "talking", "quiet"]  # held back, not dropped: served once idle
 
 
-def test_a_refresh_with_nothing_new_runs_at_once_on_an_idle_model() -> None:
+def test_a_deferrable_turn_runs_at_once_on_an_idle_model() -> None:
     model = FakeModel(delay=0.0)
 
     async def main() -> int:
         s = Scheduler(model, clock=SimClock())
         await s.start()
         try:
-            build, read = turn("quiet", Urgency(since=0.0, new_speech=False))
+            build, read = turn("quiet", deferrable(0.0))
             await s.transcribe_latest(build, read)  # type: ignore[arg-type]
             return s.stats().deferred
         finally:
@@ -152,7 +173,7 @@ def test_a_refresh_with_nothing_new_runs_at_once_on_an_idle_model() -> None:
     assert model.calls == ["quiet"]
 
 
-def test_stats_show_the_longest_wait_closing_windows_and_deferred_refreshes() -> None:
+def test_stats_show_the_longest_wait_urgent_turns_and_deferred_ones() -> None:
     model = FakeModel(delay=0.0)
     clock = SimClock()
 
@@ -161,11 +182,10 @@ def test_stats_show_the_longest_wait_closing_windows_and_deferred_refreshes() ->
         await s.start()
         try:
             busy = await hold_the_worker(s, model)
-            urgencies = {"c": Urgency(closing=True, since=4.0), "w": Urgency(since=1.0),
-                         "q": Urgency(since=3.0, new_speech=False)}  # fmt: skip
+            priorities = {"c": urgent(4.0), "w": normal(1.0), "q": deferrable(3.0)}
             tasks: list[asyncio.Task[object]] = []
-            for tag, urgency in urgencies.items():
-                build, read = turn(tag, urgency)
+            for tag, priority in priorities.items():
+                build, read = turn(tag, priority)
                 tasks.append(asyncio.create_task(s.transcribe_latest(build, read)))  # type: ignore[arg-type]
             await asyncio.sleep(0.01)
             clock.now = 5.0
@@ -177,9 +197,9 @@ def test_stats_show_the_longest_wait_closing_windows_and_deferred_refreshes() ->
         finally:
             await s.stop()
 
-    oldest, closing, deferred, done = run(main)
-    assert oldest == 4.0  # "w": its words waited since 1.0
-    assert (closing, deferred, done) == (1, 1, 4)
+    oldest, urgent_done, deferred, done = run(main)
+    assert oldest == 4.0  # "w": waited since 1.0
+    assert (urgent_done, deferred, done) == (1, 1, 4)  # closing_jobs counts the urgent turns
 
 
 # -- a saturated model -----------------------------------------------------------------------
@@ -204,9 +224,9 @@ class SimSession:
     def closing(self) -> bool:
         return bool(self.pause_every) and self.turns % self.pause_every == self.pause_every - 1
 
-    def urgency(self) -> Urgency:
+    def priority(self) -> PlainPriority:
         since = self.oldest if self.last_cut is None else max(self.oldest, self.last_cut)
-        return Urgency(self.closing(), since)
+        return PlainPriority(URGENT if self.closing() else NORMAL, since)
 
     def build(self) -> tuple[np.ndarray, DecodeOptions, str]:
         tag = f"{self.name}:{'closing' if self.closing() else 'refresh'}"
@@ -250,7 +270,7 @@ def saturate(sessions: int, calls: int, workers: int = 1) -> tuple[list[SimSessi
 
         async def live(sim: SimSession) -> None:
             while not stop.is_set():
-                await s.transcribe_latest(sim.build, sim.urgency)
+                await s.transcribe_latest(sim.build, sim.priority)
                 if len(model.calls) >= calls:
                     stop.set()
 
@@ -297,7 +317,7 @@ def test_closing_windows_wait_for_no_refresh_on_a_saturated_model() -> None:
             while not stop.is_set():
                 queued_at = len(model.calls)
                 closing = sim.closing()
-                await s.transcribe_latest(sim.build, sim.urgency)
+                await s.transcribe_latest(sim.build, sim.priority)
                 if closing:
                     waits.append(model.calls.index(f"{sim.name}:closing", queued_at) - queued_at)
                 if len(model.calls) >= 200:

@@ -37,7 +37,7 @@ from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, open_decoder
 from wirescribe.audio.vad import VoiceActivity
 from wirescribe.settings import Settings
-from wirescribe.streaming.errors import decoder_error
+from wirescribe.streaming.errors import SessionError, decoder_error
 from wirescribe.streaming.events import Event, SessionConfig
 from wirescribe.streaming.policy import FinalTranscript, StreamingPolicy
 from wirescribe.streaming.session import LiveSession
@@ -190,10 +190,10 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
             state.metrics.count_early_commits(policy.early_words, policy.early_disagreed)
     except WebSocketDisconnect:
         log.info("client went away")
-    except ProtocolError as e:
-        await outbox.fail(e)
+    except SessionError as e:  # the session's (a decoder's), or the protocol's (a ProtocolError)
+        await outbox.fail(ProtocolError.of(e))
     except (DecodeError, DecoderFailure) as e:  # open_decoder: ffmpeg would not start
-        await outbox.fail(decoder_error(e))
+        await outbox.fail(ProtocolError.of(decoder_error(e)))
     except SchedulerClosed as e:
         await outbox.fail(ProtocolError("internal", str(e)))
     finally:

@@ -12,6 +12,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+# The bytes-to-audio allowance lives below the api (the live session uses it); re-exported here.
+from wirescribe.audio.allowance import INPUT_SLACK_SECONDS, audio_allowance
+
+__all__ = [
+    "INPUT_SLACK_SECONDS", "AudioFloor", "AudioFloorWatch", "AudioRate", "AudioRateGate", "audio_allowance",
+]  # fmt: skip
+
 
 @dataclass(frozen=True)
 class AudioRate:
@@ -77,20 +84,3 @@ class AudioFloorWatch:
             self._marks.popleft()
         gained = audio_seconds - self._marks[0][1]
         return gained if gained < floor.rate * (now - self._marks[0][0]) else None
-
-
-INPUT_SLACK_SECONDS = 10.0  # audio any stream may decode before its first bytes are weighed
-
-
-def audio_allowance(bytes_in: int, min_bitrate: float) -> float:
-    """The most audio ``bytes_in`` bytes of a live stream may decode to, in seconds, when every
-    second of audio must carry at least ``min_bitrate`` bits (0: unlimited).
-
-    The whole stream may reach ffmpeg before its audio comes out, so the bytes of a bomb count
-    in full: a 100 KB WAV claiming 1 Hz (28 h) is refused once it decodes past 10 s + 400 s at
-    the default 2000 bit/s, which is a third of Opus's lowest bitrate (6 kbit/s; MP3 and AAC go
-    no lower than 8). Only pure digital silence in FLAC (~100 bit/s) compresses further: a long
-    stretch of it, alone, is refused too."""
-    if min_bitrate <= 0:
-        return float("inf")
-    return INPUT_SLACK_SECONDS + bytes_in * 8 / min_bitrate

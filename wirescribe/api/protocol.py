@@ -17,6 +17,7 @@ from wirescribe.api import session_options
 from wirescribe.api.session_options import OptionError
 from wirescribe.asr.types import Word
 from wirescribe.audio.decode import RAW_FORMATS
+from wirescribe.streaming.errors import SessionError
 from wirescribe.streaming.events import SessionConfig, SpeechStarted, UtteranceEnded
 from wirescribe.streaming.policy import FinalTranscript
 
@@ -46,15 +47,24 @@ CLOSE_FOR = {
 }
 
 
-class ProtocolError(Exception):
+class ProtocolError(SessionError):
     """An error the client is told about: ``error`` message with ``code``, then a close code
-    (``close`` is None for errors after which the session goes on)."""
+    (``close`` is None for errors after which the session goes on).
+
+    A :class:`~wirescribe.streaming.errors.SessionError` too: the streaming layer raises those
+    without knowing the wire, and :meth:`of` gives them their close code here."""
 
     def __init__(self, code: str, message: str, close: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.close = CLOSE_FOR.get(code, INTERNAL) if close is None and code != "bad_message" else close
+
+    @classmethod
+    def of(cls, error: SessionError) -> ProtocolError:
+        """``error`` as the protocol's error (itself when it is one already): a session's error
+        ends it with the close code of its code (``bad_audio``: 1003, ``internal``: 1011)."""
+        if isinstance(error, ProtocolError):
+            return error
+        return cls(error.code, error.message)
 
     def to_message(self) -> dict[str, Any]:
         return error_message(self.code, self.message)

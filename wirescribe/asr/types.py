@@ -2,7 +2,9 @@
 
 Kept apart from ``model.py`` (loading) and ``adapter.py`` (faster-whisper's internals) so both,
 and every caller, share one vocabulary without importing each other. ``model.py`` re-exports
-these names: ``from wirescribe.asr.model import DecodeOptions`` keeps working.
+these names, but importing it loads faster-whisper: the streaming layer, the scheduler and
+anything else that only needs the vocabulary import it from here (``pyproject.toml``'s import
+contracts hold them to it).
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class DecodeOptions:
             raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
 
 
+BatchItem = tuple[np.ndarray, DecodeOptions]
+"""One window of a batched model call: 16 kHz mono float32 audio and its options."""
+
+
 class ModelBackend(Protocol):
     """What the app needs of a model: the loaded :class:`~wirescribe.asr.model.Transcriber`, or
     a stand-in that decodes elsewhere (the cluster's ``RemoteTranscriber``, tests' fakes)."""
@@ -111,6 +117,6 @@ class ModelBackend(Protocol):
         """Blocking: one window (16 kHz mono float32)."""
         ...
 
-    def transcribe_batch(self, items: Sequence[tuple[np.ndarray, DecodeOptions]]) -> list[Transcript]:
+    def transcribe_batch(self, items: Sequence[BatchItem]) -> list[Transcript]:
         """Blocking: several windows in one model call, results in their order."""
         ...

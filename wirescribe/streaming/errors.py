@@ -13,6 +13,10 @@ on its own whether the fault was the client's, what to say, and what to hide. He
 ffmpeg's words are passed on, but not the server's insides: memory addresses
 (``[in#0 @ 0x5610f2860f80]`` → ``[in#0]``) and file paths (an upload's temporary copy becomes
 "the file"; any other absolute path, "<path>") are taken out.
+
+A session that must end raises :class:`SessionError` (a code and a message): the streaming
+layer knows nothing of the wire. The WebSocket edge maps it onto the protocol's error and close
+code (``api/protocol.py``: :meth:`ProtocolError.of`, whose class is a :class:`SessionError`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wirescribe.api.protocol import ProtocolError
 from wirescribe.audio.decode import DecodeError, DecoderFailure
 
 BAD_AUDIO = "bad_audio"
@@ -36,6 +39,16 @@ _BARE_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 # An absolute path (optionally as an ffmpeg "file:" URL) that starts a word: not the "/" in
 # "aost#0:0/pcm_f32le", "N/A" or "1/2". It ends at whitespace, a quote, ":", ";" or ",".
 _PATH = re.compile(r"(?<![\w.#:/-])(?:file:)?/[^\s/'\":;,()\[\]]+(?:/[^\s/'\":;,()\[\]]*)*")
+
+
+class SessionError(Exception):
+    """A live session cannot go on; the client is told ``code`` (``bad_audio``: its audio;
+    ``internal``: the server's fault) and ``message`` (one line, nothing of the server's insides)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class DecoderStalled(Exception):
@@ -64,9 +77,10 @@ class DecoderProblem:
     def http_status(self) -> int:
         return 400 if self.client_fault else 500
 
-    def protocol_error(self) -> ProtocolError:
-        """The WebSocket protocol's error (``bad_audio``: close 1003; ``internal``: 1011)."""
-        return ProtocolError(self.code, self.message)
+    def session_error(self) -> SessionError:
+        """The error that ends a live session (the edge closes ``bad_audio`` with 1003,
+        ``internal`` with 1011)."""
+        return SessionError(self.code, self.message)
 
 
 DECODER_ERRORS = (DecodeError, DecoderFailure, DecoderStalled)
@@ -92,9 +106,9 @@ def decoder_problem(error: BaseException, *, paths: Iterable[str | Path] = ()) -
     raise TypeError(f"not a decoder error: {type(error).__name__}: {error}")
 
 
-def decoder_error(error: BaseException, *, paths: Iterable[str | Path] = ()) -> ProtocolError:
-    """:func:`decoder_problem` as the WebSocket protocol's :class:`ProtocolError`."""
-    return decoder_problem(error, paths=paths).protocol_error()
+def decoder_error(error: BaseException, *, paths: Iterable[str | Path] = ()) -> SessionError:
+    """:func:`decoder_problem` as the :class:`SessionError` that ends a live session."""
+    return decoder_problem(error, paths=paths).session_error()
 
 
 def clean_reason(text: str, paths: Iterable[str | Path] = ()) -> str:
