@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.support.sessions import FakeDecoder, always_speech, hello
-from wirescribe.api.protocol import ProtocolError
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.audio.vad import VoiceActivity
+from wirescribe.streaming.errors import SessionError
 from wirescribe.streaming.events import Event, SessionConfig
 from wirescribe.streaming.files import AudioTooLong, capped
 from wirescribe.streaming.policy import StreamingPolicy
@@ -71,7 +71,7 @@ async def run_inflating(
 
 def test_a_stream_that_inflates_ends_with_bad_audio() -> None:
     async def main() -> None:
-        with pytest.raises(ProtocolError) as info:
+        with pytest.raises(SessionError) as info:
             await run_inflating(1.0, 2000.0, 1000)
         assert info.value.code == "bad_audio"
         assert "sample rate" in info.value.message
@@ -95,7 +95,7 @@ def test_the_bomb_is_stopped_before_its_audio_is_kept() -> None:
         )  # fmt: skip
         worker = asyncio.create_task(session.run())
         await session.feed(bytes(1000))  # 1000 s of audio at once; allowed: 10 s + 4 s
-        with pytest.raises(ProtocolError):
+        with pytest.raises(SessionError):
             await asyncio.wait_for(worker, 20)
         scheduler_audio.append(session.audio_seconds)
         await scheduler.stop()

@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 
 from tests.support.sessions import FakeDecoder, run_session
-from wirescribe.api.protocol import ProtocolError
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder, encode_audio
-from wirescribe.streaming.errors import decoder_error
+from wirescribe.streaming.errors import SessionError, decoder_error
 
 
-def internal(decoder: FakeDecoder) -> ProtocolError:
-    with pytest.raises(ProtocolError) as info:
+def internal(decoder: FakeDecoder) -> SessionError:
+    with pytest.raises(SessionError) as info:
         asyncio.run(run_session(decoder))
-    assert info.value.close == 1011 and info.value.code == "internal", info.value
+    assert info.value.code == "internal", info.value  # close 1011: tests/api/test_session_errors.py
     assert decoder.aclosed or decoder.hang_feed or decoder.hang_close
     return info.value
 
@@ -53,9 +52,9 @@ def test_decoder_failure_while_decoding_is_internal() -> None:
 
 
 def test_bad_audio_stays_bad_audio() -> None:
-    with pytest.raises(ProtocolError) as info:
+    with pytest.raises(SessionError) as info:
         asyncio.run(run_session(FakeDecoder(feed_error=DecodeError("f32 audio contains NaN"))))
-    assert (info.value.code, info.value.close) == ("bad_audio", 1003)
+    assert info.value.code == "bad_audio"
 
 
 def test_eof_before_any_audio_is_an_empty_final() -> None:
@@ -69,7 +68,7 @@ def test_bad_audio_quotes_ffmpeg_without_memory_addresses() -> None:
     error = decoder_error(
         DecodeError("[in#0 @ 0x5610f2860f80] Error opening input: Invalid data; [aist#0:0 @ 0x7f]")
     )
-    assert (error.code, error.close) == ("bad_audio", 1003)
+    assert error.code == "bad_audio"
     assert "0x" not in error.message and "Error opening input: Invalid data" in error.message
 
 

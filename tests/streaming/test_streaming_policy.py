@@ -375,21 +375,32 @@ def test_eof_mid_word_hears_the_rest() -> None:
 
 
 def test_apply_without_change_returns_none() -> None:
+    """A result that changes neither the committed text nor the tentative one gives no update:
+    None. (Whether an empty result first clears the tentative words is the policy's choice; it
+    never takes back a commit.)"""
     script = make_script(1, seed=26, words=(6, 6))
     audio = render(script, tail=0.0)
     policy = StreamingPolicy(VoiceActivity(energy_probability))
     model = FakeModel(script)
-    policy.insert_audio(audio[: int(1.5 * SR)])
-    w1 = policy.next_window()
-    assert w1 is not None
-    assert policy.apply(w1, model(w1)) is not None
-    empty = Transcript((), "en", 0.0)
-    policy.insert_audio(np.zeros(SR // 10, dtype=np.float32))
-    assert policy.next_window() is None  # less than min_new_audio of new audio
-    policy.insert_audio(audio[int(1.6 * SR) : int(1.9 * SR)])
-    w2 = policy.next_window()
-    assert w2 is not None
-    first = policy.current()
-    update = policy.apply(w2, empty)  # the model heard nothing this time
-    if update is not None:
-        assert update.committed.startswith(first.committed)
+    sent = 0
+
+    def send_until(seconds: float) -> Window | None:
+        nonlocal sent
+        policy.insert_audio(audio[sent : int(seconds * SR)])
+        sent = int(seconds * SR)
+        return policy.next_window()
+
+    for seconds in (1.5, 1.9):  # two hypotheses agree on the first word: it is committed
+        window = send_until(seconds)
+        assert window is not None
+        assert policy.apply(window, model(window)) is not None
+    committed = policy.current().committed
+    assert committed == "w0"
+    assert send_until(2.0) is None  # less than min_new_audio of new audio
+    empty = Transcript((), "en", 0.0)  # the model heard nothing
+    for seconds in (2.3, 2.7):
+        window = send_until(seconds)
+        assert window is not None
+        update = policy.apply(window, empty)
+        assert policy.current().committed == committed
+    assert update is None  # the second empty result changed nothing

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from wirescribe.asr.model import DecodeOptions, Segment, Transcript
+from wirescribe.asr.types import DecodeOptions, Segment, Transcript
 from wirescribe.audio.vad import FRAME, ProbabilityFn
 from wirescribe.streaming.hallucinations import is_hallucination  # the live policy's filter, reused
 

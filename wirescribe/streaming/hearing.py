@@ -61,8 +61,9 @@ def uncovered_speech(vad: VoiceActivity, heard: list[Word], window: Window, min_
 
 def repeats_committed(words: list[Word], committed: list[Word], window: Window) -> bool:
     """Is the hypothesis the committed text said again (Whisper echoing its prompt) rather than
-    new speech? Two or more words that appear, in order and together, among the last committed
-    words, which all ended before the window began (so the model could not have heard them)."""
+    new speech? Two or more words heard in the window that appear, in order and together, among
+    the last committed words that ended before the window began (so the model could not have
+    heard them there). Only a window with a prompt can echo one: its second pass has none."""
     keys = [k for k in (normalize(w.text) for w in words) if k]
     if len(keys) < 2:
         return False

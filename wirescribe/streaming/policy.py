@@ -43,7 +43,8 @@ from wirescribe.streaming.planner import Plan, PlanState, Step, plan
 from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
 
 DEFAULT_OPTIONS = StreamingOptions()
-MAX_CLOSING_WINDOWS = 4  # a closing pass, its second pass, speech that came meanwhile
+MAX_RETRIES = 4  # further closing passes over speech the one before did not hear
+MAX_CLOSING_WINDOWS = MAX_RETRIES + 3  # at finalize/eof: the passes, and speech that came meanwhile
 MIN_UNCOVERED = 0.25  # seconds of speech a closing pass must not leave unheard
 WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step.CLOSE: WindowKind.CLOSE}
 
@@ -75,6 +76,7 @@ class StreamingPolicy:
         self._tentative: list[Word] = []
         self._held: _Held | None = None
         self._retry: bool | None = None  # a closing pass left speech unheard: retry (True: no prompt)
+        self._retries = 0  # closing passes retried in a row
         self._reported = 0  # committed words already carried by a TranscriptChanged
         self._emitted = ("", "")  # the (committed, tentative) text last queued
         self._finalize_closed: int | None = None  # the utterance the pending finalize ended
@@ -245,16 +247,15 @@ class StreamingPolicy:
     def _closing_start(self, end: int, retry: bool) -> int:
         """The closing pass hears its utterance alone, as an offline pass over it would: the
         committed text before it is the prompt, the audio kept before it as context for the
-        live updates is not heard. A second pass (``retry``) hears from the utterance's last
-        committed word on: what the first one heard is committed."""
-        own = self._ledger.open_words()
+        live updates is not heard. A second pass (``retry``) hears only what follows the last
+        committed word (what the first one heard is committed): a word heard again before a
+        pause could make it stop there once more."""
         opened = self._ledger.open
-        if retry and own:
-            start = int((own[-1].start - 0.05) * SR)
-        elif opened is not None:
+        start = self._audio.start
+        if opened is not None:
             start = int((opened.onset - self._opts.lead_in) * SR)
-        else:
-            start = self._audio.start
+        if retry and self._ledger.words:
+            start = max(start, int(self._ledger.words[-1].end * SR))
         return min(max(start, self._audio.start), end - 1)
 
     def _prompt(self, start: int) -> str:
@@ -303,15 +304,20 @@ class StreamingPolicy:
             # there, and take from this one only what comes after it.
             hypothesis = self._agreement.hypothesis
             words = hypothesis + after_committed(hypothesis[-3:], words, window.offset)[0]
-        echo = hearing.repeats_committed(words, self._ledger.words, window)
+        echo = bool(window.prompt) and hearing.repeats_committed(heard, self._ledger.words, window)
         missed = echo or hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED)
         self._agreement.clear()
         self._tentative = []
-        if missed and not window.retry and window.kind is WindowKind.CLOSE:
+        progress = bool(words) and not echo
+        again = self._retries < MAX_RETRIES and (progress or not window.retry)
+        if missed and window.kind is WindowKind.CLOSE and again:
+            # Heard again from where this pass stopped, for as long as each pass hears more.
             kept = [] if echo else words
             self._commit(kept, int(kept[-1].end * SR) if kept else self._commit_sample)
             self._retry = echo  # an echo of the prompt is heard again without one
+            self._retries += 1
             return
+        self._retries = 0
         if window.kind is WindowKind.CUT:
             self._commit(words, int(words[-1].end * SR) if missed and words else window.end)
         elif window.reason is CloseReason.PAUSE:

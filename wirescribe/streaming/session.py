@@ -22,7 +22,7 @@ opens the decoder and enters the session with nothing awaited in between::
 
 Decoder errors become protocol errors in one place, :mod:`wirescribe.streaming.errors`.
 
-**Its place in the scheduler's order**: each turn comes with an :class:`~wirescribe.asr.scheduler.Urgency`
+**Its place in the scheduler's order**: each turn comes with an :class:`~wirescribe.streaming.urgency.Urgency`
 read when a worker frees (:meth:`LiveSession._urgency`): whether its window closes an utterance,
 since when its oldest uncommitted speech has waited (stamped when the decoder delivered it, on the
 scheduler's clock) and whether any speech came after its last window. The scheduler alone decides
