@@ -288,6 +288,11 @@ class StreamingPolicy:
             if agreed:
                 self._commit(agreed, int(agreed[-1].end * SR))
             self._tentative = self._agreement.hypothesis
+            stopped = hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED)
+            if stopped and not anchored and self._ledger.words:
+                # The committed audio kept as context made the model stop at a pause before the
+                # new speech (Whisper without timestamps): the next windows start after it.
+                self._forget_before(min(self._commit_sample, int(self._ledger.words[-1].end * SR)))
         else:
             self._apply_final(window, heard, words, anchored)
         self._trim()
