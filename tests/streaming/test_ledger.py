@@ -37,7 +37,8 @@ def test_each_utterance_has_an_id_its_words_and_one_segment_of_the_final() -> No
     ends = [e for e in events if isinstance(e, UtteranceEnded)]
     changes = [e for e in events if isinstance(e, TranscriptChanged)]
     ids = [0, 1]
-    assert [e.utterance for e in starts] == [e.utterance for e in ends] == [c.utterance for c in changes] == ids
+    assert [e.utterance for e in starts] == [e.utterance for e in ends] == ids
+    assert [c.utterance for c in changes] == ids
     assert [e.reason for e in ends] == [CloseReason.PAUSE, CloseReason.FINALIZE]
     assert events[-1] == Finalized(3.0, 1)
     final = ledger.final(3.0)
