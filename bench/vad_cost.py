@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project's
 
 from wirescribe.audio.buffer import GrowableBuffer
 from wirescribe.audio.vad import FRAME, SileroVad, VoiceActivity, silero_probability
+from wirescribe.streaming.arrivals import score_off_loop
 from wirescribe.streaming.policy import StreamingPolicy
-from wirescribe.streaming.session import score_off_loop
 
 SR = 16000
 BLOCK = SR // 10  # ffmpeg's 100 ms reads: 3.125 frames a block

@@ -158,3 +158,18 @@ class UtteranceLedger:
             if u.words
         )
         return FinalTranscript(self._text, segments, audio_seconds)
+
+
+def prompt_before(ledger: UtteranceLedger, cut: float, chars: int) -> str:
+    """The last committed words that end by ``cut`` seconds, whole, at most ``chars`` long:
+    the model's context before a window."""
+    words: list[Word] = []
+    size = 0
+    for w in reversed(ledger.words):
+        if w.end > cut:
+            continue
+        size += len(w.text) + 1
+        if size > chars:
+            break
+        words.append(w)
+    return ledger.join(words[::-1]).strip()

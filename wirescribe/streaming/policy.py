@@ -38,7 +38,7 @@ from wirescribe.streaming.agreement import Agreement, after_committed
 from wirescribe.streaming.endpointer import Endpointer
 from wirescribe.streaming.events import CloseReason, Event
 from wirescribe.streaming.hallucinations import normalize
-from wirescribe.streaming.ledger import UtteranceLedger
+from wirescribe.streaming.ledger import UtteranceLedger, prompt_before
 from wirescribe.streaming.planner import Plan, PlanState, Step, plan
 from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
 
@@ -260,17 +260,7 @@ class StreamingPolicy:
 
     def _prompt(self, start: int) -> str:
         """Committed text that lies before the window (whole words): context for the model."""
-        cut = start / SR + 0.05
-        words: list[Word] = []
-        size = 0
-        for w in reversed(self._ledger.words):
-            if w.end > cut:
-                continue
-            size += len(w.text) + 1
-            if size > self._opts.prompt_chars:
-                break
-            words.append(w)
-        return self._ledger.join(words[::-1]).strip()
+        return prompt_before(self._ledger, start / SR + 0.05, self._opts.prompt_chars)
 
     # -- results in --------------------------------------------------------------------------
 

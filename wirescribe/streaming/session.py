@@ -37,7 +37,6 @@ into the policy back on the loop, so the policy is only ever touched from there.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 from concurrent.futures import Executor
@@ -50,55 +49,14 @@ from wirescribe.asr.scheduler import Scheduler
 from wirescribe.asr.types import DecodeOptions, Transcript
 from wirescribe.audio.allowance import audio_allowance
 from wirescribe.audio.decode import DecodeError, StreamDecoder
-from wirescribe.audio.vad import Scored, VoiceActivity
+from wirescribe.streaming.arrivals import Arrivals, score_off_loop
+from wirescribe.streaming.decoding import live_decode_options
 from wirescribe.streaming.errors import DECODER_ERRORS, DecoderStalled, decoder_error
 from wirescribe.streaming.events import CloseReason, Emit, SessionConfig, TranscriptChanged
 from wirescribe.streaming.policy import MAX_CLOSING_WINDOWS, SR, FinalTranscript, StreamingPolicy, Window
 from wirescribe.streaming.urgency import Urgency
 
 log = logging.getLogger(__name__)
-
-SHORT_WINDOW = 3.5
-CLOSING_BEAM = 5
-CLOSING_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-
-
-def live_decode_options(
-    window: Window, language: str | None, context_seconds: float | None, hotwords: str | None = None
-) -> DecodeOptions:
-    """Decoding for live windows: one greedy pass, no temperature fallback (a retry costs more than it
-    saves here, and the next update re-reads the audio anyway), a short encoder context, and a
-    token budget proportional to the window so a repetition loop cannot stall the session.
-
-    The window that closes an utterance is committed whole, once: it gets beam search and the
-    temperature fallback, as an offline pass would. ``hotwords``
-    (keyterms and prompt) go into every window's prefix."""
-    closing = window.closes_utterance
-    return DecodeOptions(
-        language=language,
-        prompt=window.prompt or None,
-        hotwords=hotwords,
-        beam_size=CLOSING_BEAM if closing else 1,
-        temperature=CLOSING_TEMPERATURES if closing else (0.0,),
-        # Short windows (a session's first seconds, speech after a long pause) get the full
-        # context: a short one tends to lose their first word. Later windows hold a few seconds
-        # of committed audio, and the short context is as accurate there and ~3x cheaper.
-        # Beam search makes the closing pass as accurate as an offline pass over the
-        # utterance; the full 30 s context adds nothing to that (bench/closing_pass.py:
-        # the same WER on the project's speech) at 3.5 times the cost, so it keeps the short one.
-        context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
-        max_new_tokens=int(16 + 8 * window.seconds),
-        # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
-        # short tail after the last timestamp, and with word timestamps the tail after the last
-        # word (2-3 passes per update, and the tails invent words: a closing pass decoded that
-        # way once added "I would like to thank Mr. John Dashwood and Mr. John Dashwood..." to
-        # an utterance). Word times come from the alignment either way. (Without timestamps
-        # Whisper may stop at a long pause inside a window: the closing window holds its
-        # utterance alone, whose pauses are shorter than the endpointing, see policy.py.)
-        without_timestamps=True,
-        single_pass=True,
-    )
-
 
 class LiveObserver(Protocol):
     """What a session reports as it goes (the app's :class:`~wirescribe.api.metrics.Metrics`)."""
@@ -108,40 +66,6 @@ class LiveObserver(Protocol):
 
     def observe_commit_latency(self, seconds: float) -> None:
         """A word was committed, this long after the audio holding its end was decoded."""
-
-
-class _Heard:
-    """When each stretch of a session's audio was decoded (the scheduler's clock): the
-    checkpoints its urgency and its commit latency are read from."""
-
-    def __init__(self) -> None:
-        self._ends: list[int] = []  # absolute sample at which each decoded block ended
-        self._times: list[float] = []
-
-    def add(self, end: int, at: float) -> None:
-        self._ends.append(end)
-        self._times.append(at)
-
-    def at(self, sample: int) -> float | None:
-        """When the block holding ``sample`` was decoded (None: not yet)."""
-        i = bisect.bisect_right(self._ends, sample)
-        return self._times[i] if i < len(self._times) else None
-
-    def forget_before(self, sample: int) -> None:
-        """Drop what no lookup will ask for again (blocks that ended before ``sample``)."""
-        i = bisect.bisect_right(self._ends, sample)
-        if i > 256:  # in steps, not on every call
-            del self._ends[:i], self._times[:i]
-
-
-async def score_off_loop(vad: VoiceActivity, block: np.ndarray, executor: Executor | None = None) -> Scored:
-    """Voice-activity scores for ``block``, the model run in ``executor`` (None: the loop's
-    default). Pass the result to ``policy.insert_audio(block, scored)`` before scoring the next
-    block. A block that completes no frame costs no thread hop."""
-    frames = vad.frame(block)
-    if not frames.count:
-        return vad.score(frames)
-    return await asyncio.get_running_loop().run_in_executor(executor, vad.score, frames)
 
 
 class LiveSession:
@@ -192,7 +116,7 @@ class LiveSession:
         self._min_input_bitrate = min_input_bitrate
         self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
         self._observer = observer
-        self._heard = _Heard()
+        self._heard = Arrivals()
         self._last_cut: float | None = None  # scheduler clock: when the last window was cut
         self.limit_reached = False
 

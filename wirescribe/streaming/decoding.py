@@ -1,0 +1,47 @@
+"""How a live session's windows are decoded: cheap live refreshes, a strong closing pass."""
+
+from __future__ import annotations
+
+from wirescribe.asr.types import DecodeOptions
+from wirescribe.streaming.window import Window
+
+SHORT_WINDOW = 3.5
+CLOSING_BEAM = 5
+CLOSING_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def live_decode_options(
+    window: Window, language: str | None, context_seconds: float | None, hotwords: str | None = None
+) -> DecodeOptions:
+    """Decoding for live windows: one greedy pass, no temperature fallback (a retry costs more than it
+    saves here, and the next update re-reads the audio anyway), a short encoder context, and a
+    token budget proportional to the window so a repetition loop cannot stall the session.
+
+    The window that closes an utterance is committed whole, once: it gets beam search and the
+    temperature fallback, as an offline pass would. ``hotwords``
+    (keyterms and prompt) go into every window's prefix."""
+    closing = window.closes_utterance
+    return DecodeOptions(
+        language=language,
+        prompt=window.prompt or None,
+        hotwords=hotwords,
+        beam_size=CLOSING_BEAM if closing else 1,
+        temperature=CLOSING_TEMPERATURES if closing else (0.0,),
+        # Short windows (a session's first seconds, speech after a long pause) get the full
+        # context: a short one tends to lose their first word. Later windows hold a few seconds
+        # of committed audio, and the short context is as accurate there and ~3x cheaper.
+        # Beam search makes the closing pass as accurate as an offline pass over the
+        # utterance; the full 30 s context adds nothing to that (bench/closing_pass.py:
+        # the same WER on the project's speech) at 3.5 times the cost, so it keeps the short one.
+        context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
+        max_new_tokens=int(16 + 8 * window.seconds),
+        # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
+        # short tail after the last timestamp, and with word timestamps the tail after the last
+        # word (2-3 passes per update, and the tails invent words: a closing pass decoded that
+        # way once added "I would like to thank Mr. John Dashwood and Mr. John Dashwood..." to
+        # an utterance). Word times come from the alignment either way. (Without timestamps
+        # Whisper may stop at a long pause inside a window: the closing window holds its
+        # utterance alone, whose pauses are shorter than the endpointing, see policy.py.)
+        without_timestamps=True,
+        single_pass=True,
+    )
