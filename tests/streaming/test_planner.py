@@ -88,8 +88,23 @@ def test_finalize_and_eof_close_with_all_the_audio_or_end_quietly(request_: Clos
     quiet = replace(SPEAKING, request=request_, uncommitted_speech=None)
     assert (plan(quiet, OPTS).step, plan(quiet, OPTS).reason) == (Step.END_QUIET, request_)
     assert plan(replace(quiet, utterance_open=False), OPTS).step is Step.IDLE
-    held = replace(SPEAKING, request=request_, held_speech_end=9 * S)
+    held = replace(SPEAKING, request=request_, held_speech_end=int(9.6 * S))
     assert (plan(held, OPTS).step, plan(held, OPTS).reason) == (Step.COMMIT_HELD, request_)
+
+
+@pytest.mark.parametrize("request_", [CloseReason.FINALIZE, CloseReason.EOF])
+def test_a_request_that_finds_the_pause_complete_closes_by_the_pause(request_: CloseReason) -> None:
+    """Under load a finalize may be carried out after the pause that ended the utterance: the
+    utterance ended by that pause (a client sees speech_final / speech_stopped), and the
+    finalize finds none open."""
+    end = 9 * S
+    state = replace(SPEAKING, request=request_, uncommitted_speech=(5 * S, end), open_speech_end=end)
+    step = plan(state, OPTS)
+    assert (step.step, step.reason, step.end) == (Step.CLOSE, CloseReason.PAUSE, end + int(OPTS.tail_pad * S))
+    held = plan(replace(state, held_speech_end=end), OPTS)
+    assert (held.step, held.reason) == (Step.COMMIT_HELD, CloseReason.PAUSE)
+    quiet = plan(replace(state, uncommitted_speech=None), OPTS)
+    assert (quiet.step, quiet.reason) == (Step.END_QUIET, CloseReason.PAUSE)
 
 
 def test_an_utterance_with_nothing_left_to_hear_ends_a_pause_after_its_speech() -> None:

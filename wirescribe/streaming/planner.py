@@ -9,12 +9,12 @@ by the policy; the plan is a small sum type (:class:`Plan` with a :class:`Step`)
 The steps, in the order they are considered:
 
 1. A closing pass is **held** (decoded before its pause was complete): commit it once the pause
-   is complete, at ``finalize``/end of input, or when the speech resumes (then it ends its
-   utterance only if the gap reached the endpointing) — :attr:`Step.COMMIT_HELD`.
-2. ``finalize`` or the end of input: a closing pass over all uncommitted speech
-   (:attr:`Step.CLOSE`), or, with none left, the open utterance ends as it is
-   (:attr:`Step.END_QUIET`).
-3. No uncommitted speech: an open utterance whose speech is a pause behind ends quietly.
+   is complete, when the speech resumes (then it ends its utterance only if the gap reached the
+   endpointing), or at ``finalize``/end of input — :attr:`Step.COMMIT_HELD`.
+2. No uncommitted speech: an open utterance whose speech is a pause behind ends quietly
+   (:attr:`Step.END_QUIET`), as it does at ``finalize`` or the end of input.
+3. ``finalize`` or the end of input: a closing pass over all uncommitted speech
+   (:attr:`Step.CLOSE`); if its pause was complete already, the pause's closing pass.
 4. The speech has been silent for the closing silence: the closing pass (:attr:`Step.CLOSE`).
 5. Otherwise a live refresh of the window when enough new audio came (:attr:`Step.REFRESH`),
    or a cut when the window grew too long (:attr:`Step.CUT`).
@@ -101,28 +101,36 @@ def _decide(state: PlanState, options: StreamingOptions) -> Plan:
         if state.resumed_at is not None:
             gap = state.resumed_at - state.held_speech_end
             return Plan(Step.COMMIT_HELD, CloseReason.PAUSE, ends_utterance=gap >= pause)
-        if state.request is not None:
-            return Plan(Step.COMMIT_HELD, state.request, ends_utterance=True)
         if state.total - state.held_speech_end >= pause:
             return Plan(Step.COMMIT_HELD, CloseReason.PAUSE, ends_utterance=True)
+        if state.request is not None:
+            return Plan(Step.COMMIT_HELD, state.request, ends_utterance=True)
         return IDLE
-    if state.request is not None:
-        if state.uncommitted_speech is not None:
-            return Plan(Step.CLOSE, state.request, end=state.total)
-        return Plan(Step.END_QUIET, state.request) if state.utterance_open else IDLE
+    # An utterance whose pause is already complete ended by that pause, whatever came after it
+    # (a ``finalize`` that finds it over, under load, still answers as one that found none open).
     if state.uncommitted_speech is None:
         end = state.open_speech_end
         if end is not None and state.total - end >= pause:
             return Plan(Step.END_QUIET, CloseReason.PAUSE)
-        return IDLE
-    if state.total - state.last_window_end < options.min_new_audio * SR:
+        if state.request is not None and state.utterance_open:
+            return Plan(Step.END_QUIET, state.request)
         return IDLE
     speech_end = state.uncommitted_speech[1]
+    if state.request is not None:
+        if state.total - speech_end >= pause:
+            return _pause_close(state, options, speech_end)
+        return Plan(Step.CLOSE, state.request, end=state.total)
+    if state.total - state.last_window_end < options.min_new_audio * SR:
+        return IDLE
     if state.total - speech_end >= closing_silence(options) * SR:
-        end = min(state.total, speech_end + int(options.tail_pad * SR))
-        return Plan(Step.CLOSE, CloseReason.PAUSE, end=end)
+        return _pause_close(state, options, speech_end)
     if not state.new_speech and state.has_hypothesis:
         return IDLE  # silence after the last window: its hypothesis holds, nothing to refresh
     if state.total - state.window_start >= options.max_window * SR:
         return Plan(Step.CUT, end=state.total)
     return Plan(Step.REFRESH, end=state.total)
+
+
+def _pause_close(state: PlanState, options: StreamingOptions, speech_end: int) -> Plan:
+    """The closing pass of a pause: its window ends ``tail_pad`` after the speech."""
+    return Plan(Step.CLOSE, CloseReason.PAUSE, end=min(state.total, speech_end + int(options.tail_pad * SR)))
