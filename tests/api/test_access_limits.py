@@ -170,9 +170,10 @@ def test_fast_sender_is_held_to_the_audio_rate(
     assert final_of(result)["audio_seconds"] == pytest.approx(seconds, abs=0.05)
     final_at = result.messages[-1].at
     assert final_at >= (seconds - BURST) / RATE - 0.3, final_at
-    for r in result.messages:  # decoded audio never runs ahead of burst + rate * elapsed
-        if r.message["type"] == "transcript":
-            assert r.message["audio_seconds"] <= BURST + RATE * r.at + 0.3, (r.at, r.message["audio_seconds"])
+    transcripts = [r for r in result.messages if r.message["type"] == "transcript"]
+    assert transcripts  # decoded audio never runs ahead of burst + rate * elapsed:
+    for r in transcripts:
+        assert r.message["audio_seconds"] <= BURST + RATE * r.at + 0.3, (r.at, r.message["audio_seconds"])
 
 
 def test_session_limit_refuses_with_busy(server: LiveServer) -> None:

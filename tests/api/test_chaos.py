@@ -23,16 +23,20 @@ from wirescribe.client import pcm16_slices, stream, webm_slices
 
 pytestmark = pytest.mark.e2e
 
-SESSIONS = 100
+SESSIONS = 200
 CONCURRENCY = 10
 WARMUP_SESSIONS = 20
 # RSS allowed after the chaos: 10 % over the warmed-up figure plus a slack for native caches.
-# Measured over rounds of 100 such sessions (server RSS, MiB): 226 -> 256, 304, 261, 265, 251, 247:
-# it swings by up to ~50 MiB with how the model's, ONNX's and glibc's buffers were last used, and
-# does not grow; no Python object outlives its session (counted with gc). A leak of half a MiB
-# per session would still fail here.
+# Measured (server RSS, MiB): rounds of 100 such sessions 226 -> 256, 304, 261, 265, 251, 247 and
+# 288 -> 339, 275 -> 311, 288 -> 308; of 200: 302 -> 323, 281 -> 332, 277 -> 336. It swings by up
+# to ~60 MiB with how the model's, ONNX's and glibc's buffers were last used, not with the number
+# of sessions; no Python object outlives its session (counted with gc). The allowance is ~80 MiB
+# at a ~300 MiB baseline. A server wrapped to keep 0.5 MiB per WebSocket session on purpose passed
+# one round of 100 in two (296 -> 373, 303 -> 392) and fails rounds of 200 (337 -> 436,
+# 295 -> 433): 100 MiB is over the allowance whatever the swing. The test checks that this holds.
 RSS_TOLERANCE = 0.10
 RSS_SLACK_MB = 50.0
+CAUGHT_LEAK_MB = 0.5  # per session: a leak this large fails the test
 KINDS = ("abort", "close", "stall", "half_frame")
 
 
@@ -128,7 +132,7 @@ def test_sessions_cut_at_random_leave_nothing_behind(
 ) -> None:
     """Warm-up: one whole session and a small round of the same chaos (the model's and ONNX's
     buffers, the allocator's arenas and the worker threads settle at their working size). Then
-    100 more; afterwards the RSS must be back near the warmed-up figure (see RSS_SLACK_MB)."""
+    SESSIONS more; afterwards the RSS must be back near the warmed-up figure (see RSS_SLACK_MB)."""
     server = chaos_server
     audio, _ = joined_speech
     slices = {"auto": webm_slices(audio), "pcm16": pcm16_slices(audio, 0.1)}
@@ -137,6 +141,8 @@ def test_sessions_cut_at_random_leave_nothing_behind(
     asyncio.run(run_chaos(server.ws, plans(random.Random(1), WARMUP_SESSIONS, slices), slices))
     assert wait_until_idle(server, timeout=30)["sessions"] == 0
     baseline = settled_rss(server.pid)
+    allowance = baseline * RSS_TOLERANCE + RSS_SLACK_MB
+    assert allowance < SESSIONS * CAUGHT_LEAK_MB, f"a leak of {CAUGHT_LEAK_MB} MiB per session would pass"
 
     started = time.perf_counter()
     tally = asyncio.run(run_chaos(server.ws, plans(random.Random(5), SESSIONS, slices), slices))
@@ -147,7 +153,7 @@ def test_sessions_cut_at_random_leave_nothing_behind(
     print(f"\nchaos: {SESSIONS} sessions in {took:.1f} s, {tally}; RSS {baseline:.0f} -> {after:.0f} MiB")
     assert sum(tally.values()) == SESSIONS
     assert state["sessions"] == 0 and state["ffmpeg_children"] == []
-    assert after <= baseline * (1 + RSS_TOLERANCE) + RSS_SLACK_MB, (baseline, after)
+    assert after <= baseline + allowance, (baseline, after)
     assert took < 120
 
     normal = asyncio.run(stream(server.ws, webm_slices(audio[: 8 * SAMPLE_RATE]), interval=None))

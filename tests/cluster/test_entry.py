@@ -44,7 +44,9 @@ def test_the_rayservice_names_the_entry_points() -> None:
 
 def test_the_rayservice_settings_are_valid() -> None:
     known = set(re.findall(r'"((?:SERVE_)?[A-Z_]+)"', (ROOT / "wirescribe" / "settings.py").read_text()))
-    for app in serve_config()["applications"]:
+    applications = serve_config()["applications"]
+    assert applications
+    for app in applications:
         env = app["runtime_env"]["env_vars"]
         assert all(name.removeprefix("STT_") in known for name in env), sorted(env)
         settings = Settings.from_env(env)  # raises on a bad value
@@ -54,6 +56,7 @@ def test_the_rayservice_settings_are_valid() -> None:
 def test_the_serve_config_validates_and_imports() -> None:
     schema = pytest.importorskip("ray.serve.schema")
     config = schema.ServeDeploySchema.model_validate(serve_config())
+    assert config.applications
     for app in config.applications:
         module, _, name = app.import_path.partition(":")
         builder = getattr(importlib.import_module(module), name)

@@ -201,7 +201,7 @@ def test_killing_a_model_replica_mid_session_costs_a_moment(
         return [r for r in results if isinstance(r, StreamResult)]
 
     results = asyncio.run(two_and_a_kill())
-    assert killed
+    assert killed and len(results) == 2
     for result in results:
         final = assert_finished(result)
         wer = word_error_rate(reference, final["text"])

@@ -177,7 +177,8 @@ def true_words(script: list[Spoken]) -> list[str]:
 
 
 def check_updates(run: Run) -> None:
-    """The protocol's promises about every transcript update."""
+    """The protocol's promises about every transcript update (there must be some to check)."""
+    assert run.updates, "no transcript update to check"
     previous = ""
     for u in run.updates:
         assert u.text == u.committed + u.tentative
