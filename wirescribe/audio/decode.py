@@ -6,10 +6,23 @@ Two shapes of the same job:
   WebSocket frames arrive, read back as float32 blocks (async iteration).
 * :func:`decode_file` — one-shot decoding of a file for the CLI and file transcription.
 
-Raw ``pcm16``/``f32`` input, and G.711 ``mulaw``/``alaw`` (telephony's 8-bit companded samples,
-what OpenAI Realtime's ``g711_ulaw``/``g711_alaw`` and Deepgram's ``mulaw``/``alaw`` carry), skip
-ffmpeg (:class:`RawStreamDecoder`: G.711 through a 256-entry table) and are resampled here.
-ffmpeg is taken from ``PATH``, else from the ``imageio-ffmpeg`` wheel.
+Raw ``pcm16``/``f32`` and G.711 ``mulaw``/``alaw`` skip ffmpeg (:mod:`wirescribe.audio.raw`);
+:func:`open_decoder` picks one or the other for a session's declared format. The shared
+contract (:data:`SAMPLE_RATE`, the two errors, :class:`StreamDecoder`) lives in
+:mod:`wirescribe.audio.types`; every name stays importable from here.
+
+ffmpeg is the one the operator named (``FFMPEG_BINARY``, :func:`use_ffmpeg`), else the build
+bundled with the pinned ``imageio-ffmpeg`` wheel, else one on ``PATH`` (:func:`find_ffmpeg`).
+
+**Output follows the input's timestamps.** An encoder with discontinuous transmission (Opus DTX,
+as WebRTC stacks send it) stops sending frames in silence — one every 400 ms — and the container
+carries the gap only in its timestamps. Decoded as is, a 2 s pause would shrink to a few tens of
+milliseconds of audio, so endpointing never saw it and later audio came out early against the
+sender's clock. ``aresample=async=1`` fills such gaps with silence (from the timestamps, as the
+next frame arrives) before the output resampling; ``asetpts`` first turns a jump *back* in time
+(a second stream appended to the first: chained Ogg, a MediaRecorder restarted on the same
+socket) into a continuation, so that aresample pads forward gaps but never trims audio. Streams
+without gaps decode sample for sample as without the filters.
 """
 
 from __future__ import annotations
@@ -21,27 +34,24 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from wirescribe.audio.child import ChildProcess
+from wirescribe.audio.raw import G711_FORMATS, RAW_FORMATS, RawStreamDecoder, Resampler, g711_to_float
+from wirescribe.audio.types import SAMPLE_RATE, DecodeError, DecoderFailure, StreamDecoder
+
+__all__ = [
+    "ENCODINGS", "G711_FORMATS", "INPUT_FORMATS", "MAX_ALLOC_BYTES", "RAW_FORMATS", "SAMPLE_RATE",
+    "DecodeError", "DecoderFailure", "FfmpegStreamDecoder", "RawStreamDecoder", "Resampler",
+    "StreamDecoder", "decode_file", "encode_audio", "ffmpeg_version", "find_ffmpeg", "g711_to_float",
+    "open_decoder", "untrusted_input_args", "use_ffmpeg",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
-RAW_FORMATS = ("pcm16", "f32")
-G711_FORMATS = ("mulaw", "alaw")  # one byte a sample, usually at 8 kHz: decoded by table lookup
 _READ_BYTES = 4 * SAMPLE_RATE // 10  # 100 ms of float32 per read: small blocks, low latency
 _STDERR_KEEP = 4000  # characters of ffmpeg's stderr quoted in errors
-
-
-class DecodeError(Exception):
-    """The audio cannot be decoded (bad or truncated input); the message quotes ffmpeg."""
-
-
-class DecoderFailure(Exception):
-    """The decoder itself failed (ffmpeg missing, killed or hung) — not the client's fault."""
 
 
 # The demuxers a client's bytes may reach: audio containers, none of which can name another
@@ -98,8 +108,20 @@ def untrusted_input_args(protocol: str) -> list[str]:
     ]  # fmt: skip
 
 
+# Frame timestamps, made monotonic: a frame that starts before the one it follows (a stream
+# appended after another, its clock restarted) is placed right after that one, not on top of it.
+_MONOTONIC_PTS = (
+    "asetpts='if(isnan(PREV_INPTS),PTS,"
+    "PREV_OUTPTS+if(lt(PTS,PREV_INPTS),NB_SAMPLES/SAMPLE_RATE/TB,PTS-PREV_INPTS))'"
+)
+# Gaps in the timestamps (DTX: no frames sent in silence) filled with silence; resampled to 16 kHz.
+_FILL_GAPS = f"aresample={SAMPLE_RATE}:async=1:min_hard_comp=0.015"
+
+
 def _output_args() -> list[str]:
-    return ["-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"]
+    """Mono 16 kHz float32 on stdout, laid out on the input's clock (see the module's docstring)."""
+    return ["-vn", "-af", f"{_MONOTONIC_PTS},{_FILL_GAPS}", "-ac", "1", "-ar", str(SAMPLE_RATE),
+            "-f", "f32le", "pipe:1"]  # fmt: skip
 
 
 def _ffmpeg_reason(stderr: str) -> str:
@@ -131,18 +153,6 @@ def decode_file(path: str | Path, *, timeout: float | None = None) -> np.ndarray
     return audio
 
 
-class StreamDecoder(Protocol):
-    """What a live session needs of a decoder."""
-
-    async def feed(self, data: bytes) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-    def __aiter__(self) -> AsyncIterator[np.ndarray]: ...
-
-
 class FfmpegStreamDecoder:
     """One ffmpeg process decoding a container stream (WebM, Ogg, MP3, WAV, fMP4…) from a pipe.
 
@@ -160,8 +170,13 @@ class FfmpegStreamDecoder:
 
     @classmethod
     async def start(cls, path: str | Path | None = None) -> FfmpegStreamDecoder:
-        """Spawn ffmpeg reading stdin (small probe sizes so output starts promptly), or the file
-        at ``path`` (seekable: MP4/M4A with their index at the end decode only this way)."""
+        """Spawn ffmpeg reading stdin, or the file at ``path`` (seekable: MP4/M4A with their index
+        at the end decode only this way).
+
+        From a pipe, nothing is held back but the start: ffmpeg reads 2 KiB (its smallest format
+        probe) before its first output, so the first 250 ms slice of 32 kbit/s WebM comes out
+        with the second; from then on each frame is written as soon as its bytes are in
+        (``-flush_packets 1``), in silence too (``bench/decoder_latency.py``)."""
         if path is None:
             source = [*untrusted_input_args("pipe"), "-probesize", "4096", "-analyzeduration", "0",
                       "-i", "pipe:0", "-flush_packets", "1"]  # fmt: skip
@@ -256,135 +271,6 @@ class FfmpegStreamDecoder:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
         await self._reap()
-
-
-def _g711_table(fmt: str) -> np.ndarray:
-    """The 256 linear values (float32, full scale 1.0) of G.711 µ-law or A-law code bytes, as
-    ITU-T G.711 defines them (the same values as the reference decoders, e.g. ``audioop``)."""
-    codes = np.arange(256, dtype=np.int32)
-    if fmt == "mulaw":
-        u = ~codes & 0xFF  # transmitted inverted
-        magnitude = ((((u & 0x0F) << 3) + 0x84) << ((u >> 4) & 0x07)) - 0x84
-        linear = np.where(u & 0x80, -magnitude, magnitude)
-    else:
-        a = codes ^ 0x55  # even bits transmitted inverted
-        exponent, mantissa = (a >> 4) & 0x07, a & 0x0F
-        shifted = ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0)
-        magnitude = np.where(exponent == 0, (mantissa << 4) + 8, shifted)
-        linear = np.where(a & 0x80, magnitude, -magnitude)
-    return (linear / 32768.0).astype(np.float32)
-
-
-_G711_TABLES = {fmt: _g711_table(fmt) for fmt in G711_FORMATS}
-
-
-def g711_to_float(data: bytes, fmt: str) -> np.ndarray:
-    """G.711 ``mulaw``/``alaw`` bytes → float32 samples at their own rate."""
-    return _G711_TABLES[fmt][np.frombuffer(data, dtype=np.uint8)]
-
-
-class RawStreamDecoder:
-    """Raw ``pcm16``/``f32`` little-endian mono, or G.711 ``mulaw``/``alaw`` mono: no ffmpeg;
-    resampled to 16 kHz when needed."""
-
-    def __init__(self, fmt: str, sample_rate: int) -> None:
-        if fmt not in RAW_FORMATS + G711_FORMATS:
-            raise ValueError(f"not a raw format: {fmt}")
-        self._table = _G711_TABLES.get(fmt)
-        self._dtype = np.dtype({"pcm16": "<i2", "f32": "<f4"}.get(fmt, "u1"))
-        self._resampler = Resampler(sample_rate, SAMPLE_RATE)
-        self._rest = b""
-        self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue()
-        self._closed = False
-
-    async def feed(self, data: bytes) -> None:
-        if self._closed:
-            return
-        data = self._rest + data
-        usable = len(data) // self._dtype.itemsize * self._dtype.itemsize
-        self._rest = data[usable:]
-        if not usable:
-            return
-        raw = np.frombuffer(data[:usable], dtype=self._dtype)
-        if self._table is not None:
-            samples = self._table[raw]
-        else:
-            samples = raw.astype(np.float32)
-            if self._dtype.kind == "i":
-                samples /= 32768.0
-            elif not np.all(np.isfinite(samples)):
-                raise DecodeError("f32 audio contains NaN or infinite samples")
-        out = self._resampler.process(samples)
-        if out.size:
-            self._queue.put_nowait(out)
-
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            tail = self._resampler.flush()
-            if tail.size:
-                self._queue.put_nowait(tail)
-            self._queue.put_nowait(None)
-
-    async def aclose(self) -> None:
-        await self.close()
-
-    async def __aiter__(self) -> AsyncIterator[np.ndarray]:
-        while (block := await self._queue.get()) is not None:
-            yield block
-
-
-class Resampler:
-    """Streaming resampler: windowed-sinc low-pass (when downsampling), then linear interpolation.
-
-    Keeps a little history between calls so block boundaries leave no clicks or gaps.
-    """
-
-    _TAPS = 63
-
-    def __init__(self, src_rate: int, dst_rate: int) -> None:
-        self.src_rate, self.dst_rate = src_rate, dst_rate
-        self._step = src_rate / dst_rate  # input samples per output sample
-        self._pos = 0.0  # position of the next output sample, in input samples of _buf
-        self._buf = np.zeros(0, dtype=np.float32)
-        if src_rate > dst_rate:
-            cutoff = 0.45 * dst_rate / src_rate  # cycles per input sample, a little under Nyquist
-            n = np.arange(self._TAPS) - (self._TAPS - 1) / 2
-            taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(self._TAPS)
-            self._taps: np.ndarray | None = (taps / taps.sum()).astype(np.float32)
-            self._hist = np.zeros(self._TAPS - 1, dtype=np.float32)
-        else:
-            self._taps = None
-
-    def _filter(self, x: np.ndarray) -> np.ndarray:
-        if self._taps is None:
-            return x
-        padded = np.concatenate([self._hist, x])
-        self._hist = padded[-(self._TAPS - 1) :]
-        return np.convolve(padded, self._taps, mode="valid").astype(np.float32)
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Resample one block; output length follows the running rate ratio."""
-        if self.src_rate == self.dst_rate:
-            return x.astype(np.float32, copy=False)
-        self._buf = np.concatenate([self._buf, self._filter(x)])
-        last = len(self._buf) - 1  # need samples on both sides of each output point
-        if last < 1 or self._pos > last - 1:
-            return np.zeros(0, dtype=np.float32)
-        positions = np.arange(self._pos, last, self._step)
-        out = np.interp(positions, np.arange(len(self._buf)), self._buf).astype(np.float32)
-        self._pos = positions[-1] + self._step
-        drop = int(self._pos) - 1 if self._pos >= 1 else 0
-        self._buf = self._buf[drop:]
-        self._pos -= drop
-        return out
-
-    def flush(self) -> np.ndarray:
-        """Emit what is left (the filter's delay line included) at the end of the stream."""
-        if self.src_rate == self.dst_rate:
-            return np.zeros(0, dtype=np.float32)
-        pad = np.zeros((self._TAPS // 2 if self._taps is not None else 0) + 2, dtype=np.float32)
-        return self.process(pad)
 
 
 async def open_decoder(fmt: str, sample_rate: int) -> StreamDecoder:
