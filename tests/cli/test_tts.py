@@ -69,8 +69,9 @@ def test_at_16k_keeps_the_duration(speech: Speech) -> None:
 def test_speed_changes_the_length(speech: Speech) -> None:
     slow = synthesize(SENTENCE, TtsOptions(speed=0.5))
     fast = synthesize(SENTENCE, TtsOptions(speed=2.0))
-    # Piper's pauses do not scale with the speed and its synthesis varies a little run to run.
-    assert slow.duration > 1.4 * speech.duration
+    # Piper's pauses do not scale with the speed and its synthesis varies a little run to run:
+    # over 10 takes slow/normal was 1.70-1.83 and normal/fast 1.52-1.69.
+    assert slow.duration > 1.6 * speech.duration
     assert speech.duration > 1.4 * fast.duration
 
 

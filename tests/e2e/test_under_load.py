@@ -58,11 +58,13 @@ def test_more_streams_than_workers_all_commit_before_eof(
         assert len(committed_at_eof[-1].split()) >= 0.6 * len(result.final["text"].split())
         final_at = next(r.at for r in result.messages if r.message.get("type") == "final")
         assert final_at - result.eof_at < 3.0
-    # Accuracy is the policy's business (tests/e2e/test_e2e_stream.py); here only a sanity bound.
-    # Under this load a gap shorter than the endpointing now and then loses the words around it
-    # in one session ("… in his power to [do for them. He was] not an …": 0.11 alone).
+    # Accuracy is the policy's business (tests/e2e/test_e2e_stream.py, lost utterances
+    # tests/e2e/test_no_loss.py); here a sanity bound. Measured with the rebuilt core (4 runs, 16
+    # sessions): 0.000-0.136 per session, mean 0.068-0.108, tiny.en's "old supposed" for "ill
+    # disposed" twice being 0.091. (The bound was 0.25 while a gap shorter than the endpointing
+    # lost "do for them. He was" under this load: that loss with the usual slips is 9/44 > 0.2.)
     wers = [word_error_rate(reference, r.final["text"]) for r in results if r.final]
-    assert np.mean(wers) <= 0.12 and max(wers) <= 0.25, [r.final["text"] for r in results if r.final]
+    assert np.mean(wers) <= 0.12 and max(wers) <= 0.2, [r.final["text"] for r in results if r.final]
     with urllib.request.urlopen(f"{one_worker_server.http}/metrics") as reply:
         metrics = parse_metrics(reply.read().decode())
     words = sum(len(r.final["text"].split()) for r in results if r.final)
