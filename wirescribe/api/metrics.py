@@ -1,10 +1,13 @@
 """Prometheus metrics at ``GET /metrics``, one registry per app.
 
-:func:`install` puts a :class:`Metrics` on ``app.state.metrics`` and adds the route. What the app
-already knows is read when Prometheus scrapes (live sessions, the scheduler's queue and busy
-time, the model and its load time); every model call is timed by a scheduler listener attached
-at startup; what only the edges know is counted with :func:`count_audio` and
-:func:`count_error`, which do nothing on an app without metrics (tests' bare apps).
+The app's start-up (``wirescribe.api.app``) builds one :class:`Metrics` into its
+:class:`~wirescribe.api.state.AppState` and attaches :meth:`Metrics.observe` to the scheduler as a
+listener, so every model call is timed; the ``/metrics`` route serves :meth:`Metrics.exposition`.
+What the app already knows is read when Prometheus scrapes (live sessions, the scheduler's queue
+and busy time, the model and its load time); what only the edges know they count themselves
+through the app state's metrics (:meth:`Metrics.count_audio`, :meth:`Metrics.count_error`,
+:meth:`Metrics.count_early_commits`), and live sessions report their lag and commit latency to
+it as their observer.
 
 Fairness between sessions shows without a label per session: every live session reports its
 updates' lag and its committed words' latency into two shared histograms (a session falling
