@@ -1,4 +1,4 @@
-"""protocol.py against /work/shared/PROTOCOL.md: parameters, control frames, message shapes, codes."""
+"""protocol.py against docs/protocol.md: parameters, control frames, message shapes, codes."""
 
 from __future__ import annotations
 

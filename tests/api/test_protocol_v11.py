@@ -1,5 +1,5 @@
 """Protocol 1.1's additions in protocol.py: new parameters and their limits, configure/finalize/
-keepalive, the new messages' shapes (against /work/shared/PROTOCOL.md's 1.1 section)."""
+keepalive, the new messages' shapes (against docs/protocol.md's section 5, version 1.1)."""
 
 from __future__ import annotations
 
