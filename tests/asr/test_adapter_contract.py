@@ -25,7 +25,8 @@ from wirescribe.asr.windows import FULL_FRAMES, Window, context_frames, fit, pro
 # Modules that may import faster_whisper or ctranslate2, and why.
 ALLOWED_IMPORTERS = {
     "wirescribe/asr/adapter.py": "the adapter: every decode",
-    "wirescribe/asr/model.py": "loading the model (WhisperModel) and counting CUDA devices",
+    "wirescribe/asr/model.py": "loading the model (WhisperModel)",
+    "wirescribe/asr/config.py": "counting CUDA devices for device auto, imported when called",
     "wirescribe/audio/vad.py": "faster-whisper's bundled Silero VAD model (get_vad_model), not the decoder",
 }
 

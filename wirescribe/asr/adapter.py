@@ -29,7 +29,9 @@ What windows of one model call must share:
 
 What this relies on, and the versions it was tested with, are listed in ``pins.py``;
 ``tests/asr/test_adapter_contract.py`` fails when an upgrade moves any of it. The pure parts
-live beside it: window state and batch sharing in ``windows.py``, word timing in ``words.py``.
+live beside it: window state and batch sharing in ``windows.py``, word timing in ``words.py``,
+the temperature fallback's rules and decisions in ``fallback.py`` (``DecodeRules`` is still
+importable from here).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,44 +48,23 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens, merge_punctuations
 
 from wirescribe.asr import words
+from wirescribe.asr.fallback import (
+    Decoded,
+    DecodeRules,
+    is_silence,
+    kept_after_fallback,
+    mean_logprob,
+    needs_fallback,
+)
 from wirescribe.asr.types import DecodeOptions, Segment, Transcript, Word
 from wirescribe.asr.windows import FULL_FRAMES, Window, fit, group_key, last, prompt_batches
+
+__all__ = ["DEFAULT_RULES", "BatchItem", "DecodeRules", "WhisperAdapter"]
 
 log = logging.getLogger(__name__)
 
 BatchItem = tuple[np.ndarray, DecodeOptions]
-
-
-@dataclass(frozen=True)
-class DecodeRules:
-    """What :class:`DecodeOptions` does not expose: faster-whisper's ``transcribe()`` defaults
-    (the contract test holds them equal). Tests lower the thresholds to force a fallback."""
-
-    best_of: int = 5  # candidates sampled at a temperature above 0
-    patience: float = 1.0
-    length_penalty: float = 1.0
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    compression_ratio_threshold: float | None = 2.4  # above: too repetitive, try hotter
-    log_prob_threshold: float | None = -1.0  # below: too improbable, try hotter
-    no_speech_threshold: float | None = 0.6  # above, with a low log probability: silence
-    prompt_reset_on_temperature: float = 0.5  # a hotter result is not previous text for the next
-    suppress_blank: bool = True
-    suppress_tokens: tuple[int, ...] = (-1,)  # -1: Whisper's non-speech symbols
-    max_initial_timestamp: float = 1.0
-    prepend_punctuations: str = "\"'“¿([{-"
-    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
-
-
-@dataclass(frozen=True)
-class _Decoded:
-    """One window's result at one temperature (``generate_with_fallback``'s tuple)."""
-
-    tokens: list[int]
-    avg_logprob: float
-    temperature: float
-    compression_ratio: float
-    no_speech_prob: float
+DEFAULT_RULES = DecodeRules()  # faster-whisper's transcribe() defaults
 
 
 @dataclass(frozen=True)
@@ -105,7 +86,7 @@ class _Pass:
     size: int  # frames of audio it covered
     segments: list[dict[str, Any]]
     single_timestamp_ending: bool
-    decoded: _Decoded
+    decoded: Decoded
 
 
 class WhisperAdapter:
@@ -115,7 +96,7 @@ class WhisperAdapter:
     shared state is the per-language tokenizer cache.
     """
 
-    def __init__(self, model: WhisperModel, rules: DecodeRules = DecodeRules()) -> None:
+    def __init__(self, model: WhisperModel, rules: DecodeRules = DEFAULT_RULES) -> None:
         self.model = model
         self.rules = rules
         self._tokenizers: dict[str, tuple[Tokenizer, list[int]]] = {}
@@ -215,7 +196,7 @@ class WhisperAdapter:
         time_per_frame = model.feature_extractor.time_per_frame
         passes: list[_Pass] = []
         for w, size, d in zip(windows, sizes, decoded, strict=True):
-            if self._is_silence(d):
+            if is_silence(d, self.rules):
                 w.seek += size  # fast-forward, as faster-whisper does
                 continue
             seek = w.seek
@@ -236,12 +217,6 @@ class WhisperAdapter:
             if w.options.single_pass:
                 w.seek = w.content_frames
 
-    def _is_silence(self, d: _Decoded) -> bool:
-        r = self.rules
-        if r.no_speech_threshold is None or d.no_speech_prob <= r.no_speech_threshold:
-            return False
-        return r.log_prob_threshold is None or not d.avg_logprob > r.log_prob_threshold
-
     def _generate(
         self,
         tokenizer: Tokenizer,
@@ -250,7 +225,7 @@ class WhisperAdapter:
         prompt: _Prompt,
         features: np.ndarray,
         encoder_output: Any,
-    ) -> list[_Decoded]:
+    ) -> list[Decoded]:
         """Each window's result: decoded at the first temperature, then the windows that fail
         the checks again at the next one, and so on; a window that fails them all keeps its most
         probable result (among the not too repetitive ones), as in faster-whisper."""
@@ -263,8 +238,8 @@ class WhisperAdapter:
         ]  # fmt: skip
         # The smallest max_length that lets every window generate its own budget.
         max_length = max(max(2 * b, b + len(prompts[0]) - 1) for b in budgets)
-        tried: list[list[_Decoded]] = [[] for _ in windows]
-        final: list[_Decoded | None] = [None] * len(windows)
+        tried: list[list[Decoded]] = [[] for _ in windows]
+        final: list[Decoded | None] = [None] * len(windows)
         pending = list(range(len(windows)))
         temperatures = windows[0].options.temperature
         for temperature in temperatures:
@@ -292,7 +267,7 @@ class WhisperAdapter:
             for i, result in zip(pending, results, strict=True):
                 d = self._score(tokenizer, result, budgets[i], temperature)
                 tried[i].append(d)
-                if self._needs_fallback(d):
+                if needs_fallback(d, r):
                     still.append(i)
                 else:
                     final[i] = d
@@ -300,10 +275,7 @@ class WhisperAdapter:
             if not pending:
                 break
         for i in pending:  # failed at every temperature
-            threshold = r.compression_ratio_threshold
-            fine = [d for d in tried[i] if threshold is None or d.compression_ratio <= threshold]
-            best = max(fine or tried[i], key=lambda d: d.avg_logprob)
-            final[i] = replace(best, temperature=temperatures[-1])  # for prompt_reset_on_temperature
+            final[i] = kept_after_fallback(tried[i], r, temperatures[-1])
         assert all(d is not None for d in final), "every window ends with a result"
         return [d for d in final if d is not None]
 
@@ -324,25 +296,12 @@ class WhisperAdapter:
             )
         return min(max_length // 2, max_length - len(own) + 1)
 
-    def _score(self, tokenizer: Tokenizer, result: Any, budget: int, temperature: float) -> _Decoded:
-        tokens = list(result.sequences_ids[0])
-        # scores[0] is the mean log probability per token (length penalty 1); a window the batch
-        # let run past its own budget is cut there, its mean taken from the longer run.
-        cum_logprob = result.scores[0] * len(tokens) ** self.rules.length_penalty
-        if len(tokens) > budget:
-            cum_logprob *= budget / len(tokens)
-            tokens = tokens[:budget]
-        avg_logprob = cum_logprob / (len(tokens) + 1)
+    def _score(self, tokenizer: Tokenizer, result: Any, budget: int, temperature: float) -> Decoded:
+        tokens, avg_logprob = mean_logprob(
+            list(result.sequences_ids[0]), result.scores[0], budget, self.rules.length_penalty
+        )
         ratio = get_compression_ratio(tokenizer.decode(tokens).strip())
-        return _Decoded(tokens, float(avg_logprob), temperature, float(ratio), float(result.no_speech_prob))
-
-    def _needs_fallback(self, d: _Decoded) -> bool:
-        r = self.rules
-        ratio = r.compression_ratio_threshold
-        too_repetitive = ratio is not None and d.compression_ratio > ratio
-        improbable = r.log_prob_threshold is not None and d.avg_logprob < r.log_prob_threshold
-        silent = r.no_speech_threshold is not None and d.no_speech_prob > r.no_speech_threshold and improbable
-        return (too_repetitive or improbable) and not silent
+        return Decoded(tokens, float(avg_logprob), temperature, float(ratio), float(result.no_speech_prob))
 
     def _add_words(
         self,
