@@ -46,6 +46,7 @@ DEFAULT_OPTIONS = StreamingOptions()
 MAX_RETRIES = 4  # further closing passes over speech the one before did not hear
 MAX_CLOSING_WINDOWS = MAX_RETRIES + 3  # at finalize/eof: the passes, and speech that came meanwhile
 MIN_UNCOVERED = 0.25  # seconds of speech a closing pass must not leave unheard
+LIVE_UNCOVERED = 1.0  # ... and a live refresh (whose last words may be dropped as unsure)
 WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step.CLOSE: WindowKind.CLOSE}
 
 __all__ = ["SR", "FinalTranscript", "StreamingOptions", "StreamingPolicy", "Update", "Window"]
@@ -278,8 +279,8 @@ class StreamingPolicy:
             if agreed:
                 self._commit(agreed, int(agreed[-1].end * SR))
             self._tentative = self._agreement.hypothesis
-            stopped = hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED)
-            if stopped and not anchored and self._ledger.words:
+            stopped = hearing.uncovered_speech(self.vad, heard, window, LIVE_UNCOVERED)
+            if stopped and self._ledger.words:
                 # The committed audio kept as context made the model stop at a pause before the
                 # new speech (Whisper without timestamps): the next windows start after it.
                 self._forget_before(min(self._commit_sample, int(self._ledger.words[-1].end * SR)))
