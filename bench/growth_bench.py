@@ -50,7 +50,7 @@ class Step:
     window: float  # window length the model saw (s)
     final: bool
     compute: float  # model call (s)
-    policy: float  # insert_audio (with VAD) + pending_window + apply since the last call (s)
+    policy: float  # insert_audio (with VAD) + next_window + apply since the last call (s)
     lag: float  # clock - window end: how old the newest audio in this result is
     buffer: float  # audio the policy holds after the update (s)
     rss: float  # MiB

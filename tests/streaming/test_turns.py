@@ -1,6 +1,7 @@
-"""Turn events from the policy (``turns.py``) in the scripted world: speech_started before the
-first words, utterance_end with exactly the text each utterance committed, words whose times
-never go backwards, endpointing, finalize, and the closing pass's check of early commits."""
+"""Utterance events from the policy (its ledger, ``ledger.py``) in the scripted world:
+speech_started before the first words, utterance_end with exactly the text each utterance
+committed, words whose times never go backwards, endpointing, finalize, and the closing pass's
+check of early commits."""
 
 from __future__ import annotations
 
