@@ -10,7 +10,13 @@ import pytest
 from wirescribe.api import protocol
 from wirescribe.api.protocol import ProtocolError, SessionParams, parse_control, parse_params
 from wirescribe.asr.model import Segment, Word
-from wirescribe.streaming.events import SessionConfig, SpeechStarted, TranscriptChanged, UtteranceEnded
+from wirescribe.streaming.events import (
+    CloseReason,
+    SessionConfig,
+    SpeechStarted,
+    TranscriptChanged,
+    UtteranceEnded,
+)
 from wirescribe.streaming.policy import FinalTranscript
 
 LANGS = ["en", "de", "fr"]
@@ -141,7 +147,7 @@ def test_transcript_words_only_when_asked() -> None:
 
 def test_event_messages() -> None:
     assert protocol.speech_started_message(SpeechStarted(12.34)) == {"type": "speech_started", "at": 12.34}
-    end = protocol.utterance_end_message(UtteranceEnded(10.2, 10.9, " He was", (W1, W2), "pause"))
+    end = protocol.utterance_end_message(UtteranceEnded(10.2, 10.9, " He was", (W1, W2), CloseReason.PAUSE))
     assert end["type"] == "utterance_end" and (end["start"], end["end"], end["text"]) == (
         10.2,
         10.9,
