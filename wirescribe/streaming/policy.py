@@ -278,12 +278,15 @@ class StreamingPolicy:
             agreed = self._agreement.agree(words, trusted, speech_end)
             if agreed:
                 self._commit(agreed, int(agreed[-1].end * SR))
-            self._tentative = self._agreement.hypothesis
-            stopped = hearing.uncovered_speech(self.vad, heard, window, LIVE_UNCOVERED)
-            if stopped and self._ledger.words:
-                # The committed audio kept as context made the model stop at a pause before the
-                # new speech (Whisper without timestamps): the next windows start after it.
-                self._forget_before(min(self._commit_sample, int(self._ledger.words[-1].end * SR)))
+            shown, self._tentative = self._tentative, self._agreement.hypothesis
+            if hearing.uncovered_speech(self.vad, heard, window, LIVE_UNCOVERED):
+                # The model stopped at a pause before the new speech (Whisper without timestamps,
+                # misled by the committed audio kept as context): what the client saw of that
+                # speech stays shown, and the next windows start past the committed audio.
+                heard_to = heard[-1].end if heard else window.offset
+                self._tentative = self._tentative + [w for w in shown if w.start >= heard_to]
+                if self._ledger.words:
+                    self._forget_before(min(self._commit_sample, int(self._ledger.words[-1].end * SR)))
         else:
             self._apply_final(window, heard, words, anchored)
         self._trim()
