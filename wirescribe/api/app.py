@@ -1,11 +1,21 @@
 """The FastAPI app: its lifespan (settings, model, scheduler, logging) and ``/health``.
 
-``uvicorn server:app`` (the top-level ``server.py``) serves :data:`app`. The lifespan reads and
-validates the settings, loads the model, starts the scheduler and builds the one typed
+``uvicorn server:app`` (the top-level ``server.py``) serves :data:`app`, a plain
+:class:`~fastapi.FastAPI` instance: a user may ``include_router`` on it, keep things in
+``app.state`` or mount it in an application of their own. The lifespan reads and validates the
+settings, loads the model, starts the scheduler and builds the one typed
 :class:`~wirescribe.api.state.AppState` that every route gets as a dependency; tests hand in
 their own settings and model through :func:`create_app`. The routes live in their own modules:
 ``/ws/transcribe`` in :mod:`wirescribe.api.ws`, ``/v1/audio/transcriptions`` in
 :mod:`wirescribe.api.openai_rest`.
+
+Mounted (``parent.mount("/stt", app)``) the app gets no lifespan events of its own (Starlette
+sends them to the outermost app only), so the parent's lifespan enters this one's::
+
+    @asynccontextmanager
+    async def lifespan(parent: FastAPI) -> AsyncIterator[None]:
+        async with app.router.lifespan_context(app):
+            yield
 """
 
 from __future__ import annotations
@@ -148,7 +158,9 @@ async def serve_metrics(state: State) -> Response:
 
 
 class _CleanStartupErrors:
-    """Turn a :class:`StartupError` in the lifespan into one line instead of a traceback."""
+    """ASGI middleware: a :class:`StartupError` in the lifespan becomes one line instead of a
+    traceback. A middleware rather than a wrapper around the app, so that :data:`app` stays the
+    FastAPI instance (Starlette passes the lifespan scope through its middleware stack)."""
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
@@ -178,7 +190,8 @@ def create_app(
     ``ready.node`` names (default: host name and process id; a cluster passes its node)."""
     api = FastAPI(title="Real-time speech-to-text", lifespan=_lifespan(settings, transcriber, node))
     api.add_middleware(DocsGate)  # /docs and /openapi.json need the token too
-    api.add_middleware(HostGate, policy=lambda: _host_policy(api))  # outermost: before anything
+    api.add_middleware(HostGate, policy=lambda: _host_policy(api))  # before any route or gate
+    api.add_middleware(_CleanStartupErrors)  # the lifespan scope only
     api.add_api_route("/health", health, methods=["GET"])
     api.add_api_route(
         "/metrics", serve_metrics, methods=["GET"], include_in_schema=False,
@@ -197,4 +210,4 @@ def _host_policy(api: FastAPI) -> HostPolicy | None:
     return state.hosts if state is not None else None
 
 
-app = _CleanStartupErrors(create_app())
+app = create_app()
