@@ -151,7 +151,7 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
             raise ProtocolError("busy", "the server is shutting down")
         if state.at_capacity:
             raise ProtocolError("busy", f"the server is at its limit of {settings.max_sessions} sessions")
-        client = websocket.client.host if websocket.client else None  # the peer (or --proxy-headers')
+        client = _counted_address(websocket, settings, grant)
         if state.client_at_capacity(client):
             limit = settings.max_sessions_per_client
             raise ProtocolError("busy", f"this address has {limit} sessions open already (the limit)")
@@ -204,6 +204,16 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
         connection.mark_done()
         if not state.sessions:
             await release_free_memory()
+
+
+def _counted_address(websocket: WebSocket, settings: Settings, grant: Grant | None) -> str | None:
+    """The address a session counts against for ``STT_MAX_SESSIONS_PER_CLIENT``: the peer's (or
+    ``--proxy-headers``'), unless the client presented ``STT_TOKEN`` itself — a backend, one
+    address for all its users, held only by the global session limit. Temporary tokens (browsers)
+    and clients of a server without a token are counted by address."""
+    if settings.token is not None and grant is None:  # authorized, and not by a temporary token
+        return None
+    return websocket.client.host if websocket.client else None
 
 
 async def _serve(conn: _Connection) -> None:

@@ -31,7 +31,9 @@ class LiveConnection:
 
     def __init__(self, session_id: str, client: str | None = None) -> None:
         self.session_id = session_id
-        self.client = client  # the peer's address, for the per-client session limit
+        # The address counted by the per-client session limit (None: not counted — a backend
+        # holding STT_TOKEN, or a peer of unknown address).
+        self.client = client
         self.stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._done = asyncio.Event()
