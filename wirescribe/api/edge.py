@@ -18,7 +18,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -35,7 +35,7 @@ from wirescribe.api.security import Grant
 from wirescribe.api.state import AppState
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, open_decoder
-from wirescribe.audio.vad import VoiceActivity
+from wirescribe.audio.vad import VadOptions, VoiceActivity
 from wirescribe.settings import Settings
 from wirescribe.streaming.errors import SessionError, decoder_error
 from wirescribe.streaming.events import Event, SessionConfig
@@ -57,6 +57,7 @@ class SessionSetup:
     format: str  # a decoder format: "auto", "pcm16", "f32", ...
     sample_rate: int
     config: SessionConfig
+    vad: VadOptions = field(default_factory=VadOptions)  # voice activity (a client's threshold)
 
 
 class Dialect:
@@ -97,6 +98,16 @@ class Dialect:
     def final(self, final: FinalTranscript) -> Sequence[Message]:
         return ()
 
+    def held_audio(self) -> Sequence[Action]:
+        """Audio the dialect still holds when the input ends (a resampler of its own keeps its
+        last block back): fed to the session before its input is ended."""
+        return ()
+
+    def vad_options(self) -> VadOptions:
+        """The voice-activity options the client's settings ask for now; read after each text
+        frame, and applied to the frames decided from then on when they change."""
+        return VadOptions()
+
 
 class _AudioMeter:
     """Counts a session's decoded audio into the metrics as it grows (not only at its end)."""
@@ -128,6 +139,7 @@ class _Connection:
     meter: _AudioMeter
     dialect: Dialect
     languages: Sequence[str]
+    voice: VoiceActivity
 
     async def send_all(self, messages: Sequence[Message]) -> None:
         for message in messages:
@@ -171,7 +183,8 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
             await outbox.send(message)
 
     try:
-        policy = StreamingPolicy(VoiceActivity(state.vad_probability), language=setup.config.language)
+        voice = VoiceActivity(state.vad_probability, setup.vad)
+        policy = StreamingPolicy(voice, language=setup.config.language)
         decoder = await open_decoder(setup.format, setup.sample_rate)
         # From here the session owns the decoder: leaving the block reaps it, however it is left.
         async with LiveSession(
@@ -184,7 +197,7 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
         ) as session:  # fmt: skip
             meter = _AudioMeter(session, state.metrics)
             conn = _Connection(websocket, session, connection, settings, outbox, meter, dialect,
-                               state.transcriber.supported_languages)  # fmt: skip
+                               state.transcriber.supported_languages, voice)  # fmt: skip
             await conn.send_all(dialect.greeting(session_id, state, setup))
             await _serve(conn)
             state.metrics.count_early_commits(policy.early_words, policy.early_disagreed)
@@ -244,13 +257,21 @@ async def _serve(conn: _Connection) -> None:
             log.info("ending (%s)", reason)
             close_code = protocol.GOING_AWAY if reason == SHUTDOWN else protocol.NORMAL
             await _stop_receiving(receiver, stopping)
-        await session.end_input()
+        await _end_input(conn)
         final: FinalTranscript = await worker
         await conn.send_all(conn.dialect.final(final))
         await outbox.close(close_code)
     finally:
         stopping.set()
         await _cancel_all(tasks)
+
+
+async def _end_input(conn: _Connection) -> None:
+    """End the session's input, after the audio its dialect still holds."""
+    for action in conn.dialect.held_audio():
+        if isinstance(action, Audio):
+            await conn.session.feed(action.data)
+    await conn.session.end_input()
 
 
 async def _stop_receiving(receiver: asyncio.Task[str], stopping: asyncio.Event) -> None:
@@ -331,6 +352,10 @@ async def _receive(conn: _Connection, stopping: asyncio.Event) -> str:
                 actions = conn.dialect.binary(data)
             else:
                 actions = conn.dialect.control(message.get("text") or "", session.config, conn.languages)
+                vad = conn.dialect.vad_options()
+                if vad != conn.voice.options:
+                    conn.voice.retune(vad)
+                    log.info("voice activity: threshold %g", vad.threshold)
         except ProtocolError as e:
             if e.close is not None:
                 raise
@@ -353,7 +378,7 @@ async def _act(
         if pause > 0:
             await asyncio.sleep(pause)
     elif isinstance(action, End):
-        await session.end_input()
+        await _end_input(conn)
         return True
     elif isinstance(action, Finalize):
         session.finalize()

@@ -168,6 +168,12 @@ class VadOptions:
     neg_threshold: float = 0.35  # inside speech, frames stay speech down to this
     min_speech: float = 0.1  # shorter bursts (clicks, a cough's edge) are not speech
 
+    @classmethod
+    def at(cls, threshold: float) -> VadOptions:
+        """Options that start speech at ``threshold`` (0–1), ending it 0.15 below, as Silero's
+        and faster-whisper's own ``neg_threshold`` does (the defaults are ``at(0.5)``)."""
+        return cls(threshold=threshold, neg_threshold=max(threshold - 0.15, 0.01))
+
 
 @dataclass(frozen=True)
 class Frames:
@@ -218,6 +224,15 @@ class VoiceActivity:
         self._flags = GrowableBuffer(bool, capacity=1 << 10)
         self._in_speech = False
         self._pushes = 0  # pushes accepted so far: the ``seq`` the next Frames must carry
+
+    @property
+    def options(self) -> VadOptions:
+        return self._opts
+
+    def retune(self, options: VadOptions) -> None:
+        """Decide frames accepted from now on with ``options`` (a client changed its threshold
+        mid-session); frames already flagged keep their flags."""
+        self._opts = options
 
     @property
     def frames_end(self) -> int:

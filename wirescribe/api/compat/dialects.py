@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from fastapi import WebSocket
 from fastapi.responses import JSONResponse
 
@@ -30,7 +29,9 @@ from wirescribe.api.edge import (
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.security import Grant
 from wirescribe.api.state import AppState
-from wirescribe.audio.decode import Resampler, g711_to_float
+from wirescribe.audio.raw import RawConverter
+from wirescribe.audio.types import SAMPLE_RATE
+from wirescribe.audio.vad import VadOptions
 from wirescribe.streaming.events import Event, SessionConfig
 from wirescribe.streaming.policy import FinalTranscript
 
@@ -53,18 +54,23 @@ def _presented(websocket: WebSocket) -> str | None:
     return websocket.query_params.get(security.QUERY_PARAM) or None
 
 
-class _G711To24k:
-    """G.711 chosen by ``session.update`` after the session opened as PCM16 at 24 kHz: each
-    append is expanded by the G.711 table and brought to 24 kHz, so the session's decoder (fixed
-    at connect) reads it."""
+class _OpenAIAudio:
+    """The client's audio in the session's format as it stands — PCM16 at 24 kHz, or G.711 at
+    8 kHz once ``session.update`` says so (only before any audio: the translator refuses a
+    change after) — brought to float32 at 16 kHz here, for a session whose decoder is opened as
+    ``f32`` at 16 kHz. So 8 kHz µ-law is one table lookup and one band-limited resampling to
+    16 kHz, whatever format the connection opened with."""
 
-    def __init__(self, fmt: str) -> None:
-        self._fmt = fmt
-        self._up = Resampler(8000, 24000)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        fmt, rate, _ = AUDIO_FORMATS[name]
+        self._converter = RawConverter(fmt, rate)
 
     def __call__(self, data: bytes) -> bytes:
-        samples = self._up.process(g711_to_float(data, self._fmt))
-        return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        return self._converter.convert(data).astype("<f4", copy=False).tobytes()
+
+    def tail(self) -> bytes:
+        return self._converter.flush().astype("<f4", copy=False).tobytes()
 
 
 class OpenAIRealtimeDialect(Dialect):
@@ -72,7 +78,7 @@ class OpenAIRealtimeDialect(Dialect):
 
     def __init__(self) -> None:
         self._rt: RealtimeTranscription | None = None
-        self._convert: _G711To24k | None = None
+        self._audio = _OpenAIAudio("pcm16")
 
     @property
     def rt(self) -> RealtimeTranscription:
@@ -95,8 +101,8 @@ class OpenAIRealtimeDialect(Dialect):
             )  # fmt: skip
         except RealtimeError as e:
             raise ProtocolError("bad_request", e.message) from e
-        fmt, rate = self.rt.decoder_format
-        return SessionSetup(fmt, rate, self.rt.config)
+        self._audio = _OpenAIAudio(self.rt.settings.audio_format)
+        return SessionSetup("f32", SAMPLE_RATE, self.rt.config, self.vad_options())
 
     def greeting(self, session_id: str, state: AppState, setup: SessionSetup) -> Sequence[Message]:
         return self.rt.opening()
@@ -108,15 +114,25 @@ class OpenAIRealtimeDialect(Dialect):
         return _edge_actions(self.rt.client_binary(data))
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[edge.Action]:
-        before = self.rt.settings.audio_format
         parsed = self.rt.client_text(text)
-        fmt = self.rt.settings.audio_format
-        if fmt != before:  # only before any audio (the translator refuses it after)
-            self._convert = _G711To24k(AUDIO_FORMATS[fmt][0]) if fmt != "pcm16" else None
-        actions = _edge_actions(parsed)
-        if self._convert is not None:
-            actions = [Audio(self._convert(a.data)) if isinstance(a, Audio) else a for a in actions]
+        if self.rt.settings.audio_format != self._audio.name:  # only before any audio
+            self._audio = _OpenAIAudio(self.rt.settings.audio_format)
+        actions: list[edge.Action] = []
+        for action in _edge_actions(parsed):
+            if isinstance(action, Audio):
+                data = self._audio(action.data)
+                if data:  # the resampler may hold a short append back for its next block
+                    actions.append(Audio(data))
+            else:
+                actions.append(action)
         return actions
+
+    def held_audio(self) -> Sequence[edge.Action]:
+        data = self._audio.tail()
+        return (Audio(data),) if data else ()
+
+    def vad_options(self) -> VadOptions:
+        return self.rt.vad_options if self._rt is not None else VadOptions()
 
     def final(self, final: FinalTranscript) -> Sequence[Message]:
         return self.rt.final()

@@ -46,6 +46,7 @@ from wirescribe.api.compat.openai_session import (
 )
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.asr.types import Word
+from wirescribe.audio.vad import VadOptions
 from wirescribe.streaming.events import (
     CloseReason,
     Event,
@@ -147,6 +148,14 @@ class RealtimeTranscription:
             language=s.language, keyterms=s.keywords, prompt=s.prompt,
             endpointing_ms=min(max(s.turn.silence_ms, 100), 5000),
         )  # fmt: skip
+
+    @property
+    def vad_options(self) -> VadOptions:
+        """The session's voice activity: ``turn_detection.threshold`` is the speech probability
+        that starts speech (OpenAI's is its own model's, here Silero's: same scale, 0–1, and the
+        same default 0.5). Without turn detection the client commits, and the default holds."""
+        turn = self.settings.turn
+        return VadOptions.at(turn.threshold) if turn.type is not None else VadOptions()
 
     @property
     def audio_seconds(self) -> float:

@@ -50,7 +50,7 @@ class TurnDetection:
     type: str | None = "server_vad"
     silence_ms: int = DEFAULT_SILENCE_MS
     prefix_ms: int = DEFAULT_PREFIX_MS
-    threshold: float = 0.5
+    threshold: float = 0.5  # the session's voice-activity threshold (Silero's speech probability)
 
     def as_json(self) -> dict[str, Any] | None:
         if self.type is None:
@@ -188,7 +188,9 @@ def _turn(value: object, param: str) -> TurnDetection:
         prefix_ms=ms.get("prefix_padding_ms", DEFAULT_PREFIX_MS),
     )
     threshold = value.get("threshold")
-    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise RealtimeError(f"{param}.threshold must be a number from 0.0 to 1.0", param=param)
         turn = replace(turn, threshold=float(threshold))
     return turn
 
