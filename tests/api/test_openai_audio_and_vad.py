@@ -18,7 +18,7 @@ from tests.support import Utterance
 from tests.support.fakes import FakeTranscriber
 from wirescribe.api.app import create_app
 from wirescribe.api.compat.dialects import OpenAIRealtimeDialect
-from wirescribe.api.edge import Audio, Reply
+from wirescribe.api.edge import Audio, Finalize, Reply
 from wirescribe.audio.decode import SAMPLE_RATE, decode_file
 from wirescribe.audio.raw import RawConverter
 from wirescribe.audio.vad import VadOptions
@@ -54,7 +54,7 @@ def test_g711_is_decoded_straight_to_16_khz() -> None:
             for a in dialect.control(append(codes[i : i + 160]), setup.config, ())
             if isinstance(a, Audio)
         ]
-    sent += [a.data for a in dialect.held_audio() if isinstance(a, Audio)]
+    sent.append(dialect.held_audio())
     direct = RawConverter("mulaw", 8000)
     expected = np.concatenate([direct.convert(codes), direct.flush()])
     assert np.array_equal(np.frombuffer(b"".join(sent), "<f4"), expected)  # one table, one resampling
@@ -67,7 +67,7 @@ def test_pcm16_at_24_khz_is_resampled_by_the_dialect_too() -> None:
     setup = dialect.setup(cast(Any, websocket), cast(Any, SimpleNamespace(transcriber=FakeTranscriber())))
     pcm = (np.sin(np.arange(24000) * 2 * np.pi * 440 / 24000) * 8000).astype("<i2").tobytes()
     sent = [a.data for a in dialect.control(append(pcm), setup.config, ()) if isinstance(a, Audio)]
-    sent += [a.data for a in dialect.held_audio() if isinstance(a, Audio)]
+    sent.append(dialect.held_audio())
     assert len(b"".join(sent)) == SAMPLE_RATE * 4  # one second of f32 at 16 kHz
 
 
@@ -127,3 +127,19 @@ def test_a_high_threshold_keeps_quiet_speech_from_starting_a_turn(utterances: li
     with TestClient(app, base_url=LOCAL) as client:
         assert first_turn_start(client, 0.5, pcm) < loud_at - 1.5  # the quiet speech started it
         assert loud_at <= first_turn_start(client, 0.95, pcm) < loud_at + 1  # only the loud speech did
+
+
+def test_a_commit_hears_all_the_audio_before_it() -> None:
+    """The dialect's resampler holds its last block back; a commit sends it first."""
+    websocket = SimpleNamespace(query_params={}, headers={})
+    dialect = OpenAIRealtimeDialect()
+    setup = dialect.setup(cast(Any, websocket), cast(Any, SimpleNamespace(transcriber=FakeTranscriber())))
+    dialect.control(update(format={"type": "audio/pcmu"}), setup.config, ())
+    codes = bytes(np.random.default_rng(5).integers(0, 256, 1600, dtype=np.uint8))  # 200 ms
+    actions = [
+        a for i in range(0, 1600, 160) for a in dialect.control(append(codes[i : i + 160]), setup.config, ())
+    ]
+    actions += dialect.control(json.dumps({"type": "input_audio_buffer.commit"}), setup.config, ())
+    assert isinstance(actions[-1], Finalize)
+    sent = b"".join(a.data for a in actions[:-1] if isinstance(a, Audio))
+    assert len(sent) == 3200 * 4  # 200 ms at 16 kHz, f32: all of it before the Finalize

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soxr
 
-from tests.support.decoders import random_sizes
-from wirescribe.audio.raw import RawConverter, Resampler, g711_to_float
+from tests.support.decoders import random_sizes, run
+from wirescribe.audio.raw import RawConverter, RawStreamDecoder, Resampler, g711_to_float
 
 
 def resample_in_pieces(x: np.ndarray, src: int, dst: int, sizes: list[int]) -> np.ndarray:
@@ -89,3 +89,34 @@ def test_mulaw_at_8k_is_one_table_lookup_and_one_resampling() -> None:
     pieces = [converter.convert(codes[i : i + 160]) for i in range(0, len(codes), 160)]
     out = np.concatenate([*pieces, converter.flush()])
     assert np.array_equal(out, soxr.resample(g711_to_float(codes, "mulaw"), 8000, 16000, quality="HQ"))
+
+
+@pytest.mark.parametrize(("src", "dst"), [(8000, 16000), (24000, 16000)])
+def test_drain_gives_everything_so_far_and_the_stream_goes_on(src: int, dst: int) -> None:
+    """A finalize drains the resampler: every sample of the input so far comes out, nothing
+    moves in time, and only the 10 ms either side of the cut differ from an uncut stream."""
+    x = np.random.default_rng(1).uniform(-0.5, 0.5, src).astype(np.float32)
+    r = Resampler(src, dst)
+    before = np.concatenate([r.process(x[: src // 2]), r.drain()])
+    assert len(before) == dst // 2
+    out = np.concatenate([before, r.process(x[src // 2 :]), r.flush()])
+    whole = soxr.resample(x, src, dst, quality="HQ")
+    assert len(out) == len(whole)
+    away = np.ones(len(out), bool)
+    away[dst // 2 - dst // 100 : dst // 2 + dst // 100] = False
+    assert np.abs(out - whole)[away].max() < 1e-4
+
+
+def test_the_raw_decoder_drains_at_a_finalize() -> None:
+    async def go() -> int:
+        decoder = RawStreamDecoder("mulaw", 8000)
+        codes = bytes(np.random.default_rng(2).integers(0, 256, 8000, dtype=np.uint8))
+        for i in range(0, len(codes), 160):
+            await decoder.feed(codes[i : i + 160])
+        decoder.drain()
+        ready = decoder._queue.qsize()  # the blocks out before the end of the stream
+        await decoder.close()
+        blocks = [b async for b in decoder]
+        return sum(len(b) for b in blocks[:ready])
+
+    assert run(go()) == 16000  # all of the second, before the end of the stream

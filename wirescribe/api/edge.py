@@ -34,7 +34,13 @@ from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.security import Grant
 from wirescribe.api.state import AppState
 from wirescribe.asr.scheduler import SchedulerClosed
-from wirescribe.audio.decode import DecodeError, DecoderFailure, open_decoder
+from wirescribe.audio.decode import (
+    DecodeError,
+    DecoderFailure,
+    RawStreamDecoder,
+    StreamDecoder,
+    open_decoder,
+)
 from wirescribe.audio.vad import VadOptions, VoiceActivity
 from wirescribe.settings import Settings
 from wirescribe.streaming.errors import SessionError, decoder_error
@@ -98,10 +104,9 @@ class Dialect:
     def final(self, final: FinalTranscript) -> Sequence[Message]:
         return ()
 
-    def held_audio(self) -> Sequence[Action]:
-        """Audio the dialect still holds when the input ends (a resampler of its own keeps its
-        last block back): fed to the session before its input is ended."""
-        return ()
+    def held_audio(self) -> bytes:
+        """Audio the dialect still holds (its own resampler's last block): fed before the input ends."""
+        return b""
 
     def vad_options(self) -> VadOptions:
         """The voice-activity options the client's settings ask for now; read after each text
@@ -140,6 +145,7 @@ class _Connection:
     dialect: Dialect
     languages: Sequence[str]
     voice: VoiceActivity
+    decoder: StreamDecoder
 
     async def send_all(self, messages: Sequence[Message]) -> None:
         for message in messages:
@@ -197,7 +203,7 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
         ) as session:  # fmt: skip
             meter = _AudioMeter(session, state.metrics)
             conn = _Connection(websocket, session, connection, settings, outbox, meter, dialect,
-                               state.transcriber.supported_languages, voice)  # fmt: skip
+                               state.transcriber.supported_languages, voice, decoder)  # fmt: skip
             await conn.send_all(dialect.greeting(session_id, state, setup))
             await _serve(conn)
             state.metrics.count_early_commits(policy.early_words, policy.early_disagreed)
@@ -220,10 +226,9 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
 
 
 def _counted_address(websocket: WebSocket, settings: Settings, grant: Grant | None) -> str | None:
-    """The address a session counts against for ``STT_MAX_SESSIONS_PER_CLIENT``: the peer's (or
-    ``--proxy-headers``'), unless the client presented ``STT_TOKEN`` itself — a backend, one
-    address for all its users, held only by the global session limit. Temporary tokens (browsers)
-    and clients of a server without a token are counted by address."""
+    """The address ``STT_MAX_SESSIONS_PER_CLIENT`` counts a session against: the peer's, unless
+    it presented ``STT_TOKEN`` itself — a backend, one address for all its users, held by the
+    global limit only (temporary tokens and a tokenless server's clients are counted)."""
     if settings.token is not None and grant is None:  # authorized, and not by a temporary token
         return None
     return websocket.client.host if websocket.client else None
@@ -268,9 +273,8 @@ async def _serve(conn: _Connection) -> None:
 
 async def _end_input(conn: _Connection) -> None:
     """End the session's input, after the audio its dialect still holds."""
-    for action in conn.dialect.held_audio():
-        if isinstance(action, Audio):
-            await conn.session.feed(action.data)
+    if held := conn.dialect.held_audio():
+        await conn.session.feed(held)
     await conn.session.end_input()
 
 
@@ -381,6 +385,8 @@ async def _act(
         await _end_input(conn)
         return True
     elif isinstance(action, Finalize):
+        if isinstance(conn.decoder, RawStreamDecoder):
+            conn.decoder.drain()  # a finalize hears it all: the resampler's held-back block too
         session.finalize()
     elif isinstance(action, Configure):
         session.configure(action.config)

@@ -9,8 +9,9 @@ The resampler is libsoxr's (python-soxr), band-limited: an 8 kHz phone call brou
 gets no mirror image of its 0–4 kHz band above 4 kHz (a linear interpolator leaves one only a
 few dB down, which the model hears as a second, upside-down voice), and audio brought down from
 44.1 or 48 kHz gets no alias. soxr works in blocks, so output can trail its input by up to
-~115 ms at 8 kHz (~40 ms from 24 or 48 kHz); ``close()`` flushes the rest, and where the stream
-is cut never changes the samples that come out.
+~115 ms at 8 kHz (~40 ms from 24 or 48 kHz): ``close()`` flushes the rest, a ``finalize``
+drains it (:meth:`RawStreamDecoder.drain`), and where the stream is cut into frames never
+changes the samples that come out.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class RawConverter:
                 raise DecodeError("f32 audio contains NaN or infinite samples")
         return self._resampler.process(samples)
 
+    def drain(self) -> np.ndarray:
+        """The samples the resampler holds back, now; the stream goes on (:meth:`Resampler.drain`)."""
+        return self._resampler.drain()
+
     def flush(self) -> np.ndarray:
         """The samples the resampler still holds, at the end of the stream."""
         return self._resampler.flush()
@@ -101,6 +106,12 @@ class RawStreamDecoder:
         if self._closed:
             return
         out = self._converter.convert(data)
+        if out.size:
+            self._queue.put_nowait(out)
+
+    def drain(self) -> None:
+        """Decode now what the resampler holds back, for a ``finalize`` that must hear it all."""
+        out = self._converter.drain() if not self._closed else np.zeros(0, np.float32)
         if out.size:
             self._queue.put_nowait(out)
 
@@ -132,9 +143,12 @@ class Resampler:
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
         self.src_rate, self.dst_rate = src_rate, dst_rate
-        self._stream: soxr.ResampleStream | None = None
-        if src_rate != dst_rate:
-            self._stream = soxr.ResampleStream(src_rate, dst_rate, 1, dtype="float32", quality="HQ")
+        self._stream = self._new_stream()
+
+    def _new_stream(self) -> soxr.ResampleStream | None:
+        if self.src_rate == self.dst_rate:
+            return None
+        return soxr.ResampleStream(self.src_rate, self.dst_rate, 1, dtype="float32", quality="HQ")
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Resample one block; returns what soxr has ready (float32)."""
@@ -143,6 +157,14 @@ class Resampler:
         if self._stream is None:  # flushed: the stream has ended
             return np.zeros(0, dtype=np.float32)
         return self._stream.resample_chunk(np.ascontiguousarray(x, dtype=np.float32))
+
+    def drain(self) -> np.ndarray:
+        """Everything held back, now — at a commit (a client's ``finalize``), whose audio must
+        all be heard — and the stream goes on from a fresh filter: the samples either side of
+        this point lose a few milliseconds of each other's filter context, nothing moves in time."""
+        tail = self.flush()
+        self._stream = self._new_stream()
+        return tail
 
     def flush(self) -> np.ndarray:
         """Emit what is left at the end of the stream; after it the resampler takes nothing more."""

@@ -22,6 +22,7 @@ from wirescribe.api.deps import State
 from wirescribe.api.edge import (
     Audio,
     Dialect,
+    Finalize,
     Message,
     Reply,
     SessionSetup,
@@ -68,6 +69,10 @@ class _OpenAIAudio:
 
     def __call__(self, data: bytes) -> bytes:
         return self._converter.convert(data).astype("<f4", copy=False).tobytes()
+
+    def held(self) -> bytes:
+        """What the resampler holds back, now (a commit must hear it); the stream goes on."""
+        return self._converter.drain().astype("<f4", copy=False).tobytes()
 
     def tail(self) -> bytes:
         return self._converter.flush().astype("<f4", copy=False).tobytes()
@@ -119,17 +124,19 @@ class OpenAIRealtimeDialect(Dialect):
             self._audio = _OpenAIAudio(self.rt.settings.audio_format)
         actions: list[edge.Action] = []
         for action in _edge_actions(parsed):
+            data = b""  # a short append may be held back whole, for the resampler's next block
             if isinstance(action, Audio):
                 data = self._audio(action.data)
-                if data:  # the resampler may hold a short append back for its next block
-                    actions.append(Audio(data))
-            else:
+            elif isinstance(action, Finalize):  # a commit hears it all: the held-back block first
+                data = self._audio.held()
+            if data:
+                actions.append(Audio(data))
+            if not isinstance(action, Audio):
                 actions.append(action)
         return actions
 
-    def held_audio(self) -> Sequence[edge.Action]:
-        data = self._audio.tail()
-        return (Audio(data),) if data else ()
+    def held_audio(self) -> bytes:
+        return self._audio.tail()
 
     def vad_options(self) -> VadOptions:
         return self.rt.vad_options if self._rt is not None else VadOptions()
