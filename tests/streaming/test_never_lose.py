@@ -120,3 +120,26 @@ def test_a_closing_pass_that_hears_nothing_of_silence_is_not_retried() -> None:
     assert len(model.windows) < 3 * run.policy.audio_seconds / 0.25  # no storm of calls
     assert run.policy.total_samples == len(render(script))
     assert SR == 16000
+
+
+def test_a_closing_pass_that_stretches_its_last_word_over_what_it_missed_loses_nothing() -> None:
+    """A pass that stops early tends to stretch its last word's alignment over the speech it did
+    not decode: its own times look complete. The live hypothesis, which heard on, tells."""
+    script = make_script(2, seed=13, words=(8, 8), pause_after=lambda s: 1.5)
+
+    class Stretching(FakeModel):
+        def __call__(self, window: Window) -> Transcript:
+            result = super().__call__(window)
+            if not window.closes_utterance or window.retry or not result.segments:
+                return result
+            seg = result.segments[-1]
+            kept = list(seg.words[:-3])  # the last three words unheard ...
+            kept[-1] = replace(kept[-1], end=seg.words[-1].end)  # ... and the last kept one stretched
+            short = replace(seg, text="".join(w.text for w in kept), words=tuple(kept), end=kept[-1].end)
+            return replace(result, segments=(*result.segments[:-1], short))
+
+    model = Stretching(script)
+    run = stream(render(script), model)
+    check_events(run)
+    assert run.final.text.split() == true_words(script)
+    assert any(w.retry for w in model.windows)

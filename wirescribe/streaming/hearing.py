@@ -50,13 +50,33 @@ def _spoken(vad: VoiceActivity, word: Word) -> bool:
     return vad.has_speech(int((word.start - WORD_PAD) * SR), int((word.end + WORD_PAD) * SR))
 
 
-def uncovered_speech(vad: VoiceActivity, heard: list[Word], window: Window, min_speech: float) -> bool:
+def uncovered_speech(
+    vad: VoiceActivity, heard: list[Word], window: Window, min_speech: float, heard_to: float | None = None
+) -> bool:
     """Did the window hold speech after the last word the model heard in it (at least
-    ``min_speech`` seconds of it, starting over ``WORD_PAD`` after that word)? Whisper decoding
-    without timestamps may stop at a pause inside its window: what comes after was not heard,
-    and must not be taken as committed."""
-    covered = int(heard[-1].end * SR) if heard else window.start
-    return vad.has_speech(covered + int(WORD_PAD * SR), window.end, min_speech)
+    ``min_speech`` seconds of it, starting over ``WORD_PAD`` after that word, or after
+    ``heard_to`` seconds if given)? Whisper decoding without timestamps may stop at a pause
+    inside its window: what comes after was not heard, and must not be taken as committed."""
+    if heard_to is None:
+        heard_to = heard[-1].end if heard else window.offset
+    return vad.has_speech(int((heard_to + WORD_PAD) * SR), window.end, min_speech)
+
+
+def stopped_short_of(words: list[Word], hypothesis: list[Word]) -> float | None:
+    """Where the live passes (``hypothesis``: the utterance's last committed words and the
+    tentative ones after them) heard this pass's last word end, when they heard more after it;
+    None otherwise. A pass that stops early tends to stretch its last word over the
+    speech it did not decode (the alignment has nowhere else to put it), so its own times
+    cannot tell; the live hypothesis, which decoded on, can."""
+    if not words or not hypothesis:
+        return None
+    last, key = words[-1], normalize(words[-1].text)
+    same = [
+        i for i, h in enumerate(hypothesis) if normalize(h.text) == key and abs(h.start - last.start) < 0.5
+    ]
+    if not same or same[-1] == len(hypothesis) - 1:
+        return None
+    return min(hypothesis[same[-1]].end, last.end)
 
 
 def repeats_committed(words: list[Word], committed: list[Word], window: Window) -> bool:
@@ -70,3 +90,15 @@ def repeats_committed(words: list[Word], committed: list[Word], window: Window) 
     before = [normalize(w.text) for w in committed[-40:] if w.end <= window.offset + 0.05]
     n = len(keys)
     return any(before[i : i + n] == keys for i in range(len(before) - n + 1))
+
+
+def early_disagreements(own: list[Word], heard: list[Word], window: Window) -> tuple[int, int]:
+    """Of an utterance's words committed early (by agreement), how many a closing pass re-read,
+    and how many of those it heard differently (or not at all). They stay committed either way
+    (committed text never changes): the count says how often committing early costs accuracy."""
+    re_read = [w for w in own if w.start >= window.offset]
+    disagreed = sum(
+        not any(normalize(h.text) == normalize(w.text) and abs(h.start - w.start) <= 0.5 for h in heard)
+        for w in re_read
+    )
+    return len(re_read), disagreed

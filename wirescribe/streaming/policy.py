@@ -37,7 +37,6 @@ from wirescribe.streaming import hearing
 from wirescribe.streaming.agreement import Agreement, after_committed
 from wirescribe.streaming.endpointer import Endpointer
 from wirescribe.streaming.events import CloseReason, Event
-from wirescribe.streaming.hallucinations import normalize
 from wirescribe.streaming.ledger import UtteranceLedger, prompt_before
 from wirescribe.streaming.planner import Plan, PlanState, Step, plan
 from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
@@ -269,8 +268,10 @@ class StreamingPolicy:
         """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
         before = self.current()
         heard = hearing.heard_words(self.vad, window, result)
-        if window.closes_utterance:
-            self._check_early_commits(window, heard)
+        if window.closes_utterance:  # how often committing early costs accuracy
+            re_read, disagreed = hearing.early_disagreements(self._ledger.open_words(), heard, window)
+            self.early_words += re_read
+            self.early_disagreed += disagreed
         words, anchored = after_committed(self._ledger.words[-3:], heard, window.offset)
         if not window.final:
             speech_end = min(window.end, self._speech_end(window)) / SR
@@ -304,7 +305,14 @@ class StreamingPolicy:
             hypothesis = self._agreement.hypothesis
             words = hypothesis + after_committed(hypothesis[-3:], words, window.offset)[0]
         echo = bool(window.prompt) and hearing.repeats_committed(heard, self._ledger.words, window)
-        missed = echo or hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED)
+        # Did the live passes hear on after this pass's last word? (Not when they only heard
+        # what is committed already: then nothing was missed.)
+        hypothesis = self._agreement.hypothesis
+        known = self._ledger.open_words()[-12:] + hypothesis
+        short = hearing.stopped_short_of(heard, known) if hypothesis else None
+        if short is not None and words and words[-1] is heard[-1]:  # the next pass starts after it
+            words = [*words[:-1], replace(words[-1], end=max(words[-1].start, short))]
+        missed = echo or hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED, short)
         self._agreement.clear()
         self._tentative = []
         progress = bool(words) and not echo
@@ -365,16 +373,6 @@ class StreamingPolicy:
         """The end of the last speech in ``window`` (its end when none is known)."""
         end = self._end.speech_end(window.start, window.end)
         return end if end is not None else window.end
-
-    def _check_early_commits(self, window: Window, heard: list[Word]) -> None:
-        """Count the words of this utterance committed early (by agreement) that the closing
-        pass re-read, and how many of them it heard differently: how often committing early
-        costs accuracy. They stay committed either way (committed text never changes)."""
-        for w in (w for w in self._ledger.open_words() if w.start >= window.offset):
-            key = normalize(w.text)
-            same = any(normalize(h.text) == key and abs(h.start - w.start) <= 0.5 for h in heard)
-            self.early_words += 1
-            self.early_disagreed += not same
 
     def _trim(self) -> None:
         """Keep at most ``keep_context`` s of committed audio before the uncommitted part: the
