@@ -25,6 +25,7 @@ stream or ``--streams S`` at once (each its own seed), to a server it starts fro
     python bench/loss_bench.py --runs 2 --streams 8
     python bench/loss_bench.py --runs 1 --gaps 1.8,2.2 --seconds 70 --endpointing 800 --noise -60
     python bench/loss_bench.py --root /work/before --notes /work/notes/loss_before.md ...
+    python bench/loss_bench.py --report bench/results/before_*.json bench/results/after_*.json
 
 Prints markdown; writes bench/results/<name>.json (and appends to ``--notes``).
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -132,15 +134,18 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def report(label: str, sm: dict[str, Any]) -> str:
-    ue = sm["utterance_end"]
-    rows = [[
-        label, sm["runs"], sm["sessions"], sm["wer_mean"] and sm["wer_mean"] * 100,
-        sm["offline_wer_mean"] and sm["offline_wer_mean"] * 100, sm["lost"], sm["runs_with_loss"],
-        sm["tails"], ue["median"], ue["p90"], ue["n"], sm["splits"],
-        f"{sm['missed_ends']}/{sm['long_pauses']}", sm["ends_after_next"], sm["ledger_mismatch"],
-        f"{sm['load'][0]} … {sm['load'][-1]}" if sm["load"] else "",
-    ]]  # fmt: skip
+def report(*configs: tuple[str, dict[str, Any]]) -> str:
+    """One row per configuration: (label, ``summary()``)."""
+    rows = []
+    for label, sm in configs:
+        ue = sm["utterance_end"]
+        rows.append([
+            label, sm["runs"], sm["sessions"], sm["wer_mean"] and sm["wer_mean"] * 100,
+            sm["offline_wer_mean"] and sm["offline_wer_mean"] * 100, sm["lost"], sm["runs_with_loss"],
+            sm["tails"], ue["median"], ue["p90"], ue["n"], sm["splits"],
+            f"{sm['missed_ends']}/{sm['long_pauses']}", sm["ends_after_next"], sm["ledger_mismatch"],
+            f"{sm['load'][0]} … {sm['load'][-1]}" if sm["load"] else "",
+        ])  # fmt: skip
     return table([
         "config", "runs", "sessions", "WER % mean", "offline WER %", "lost utterances", "runs with a loss",
         "lost tails (≥3 words)", "utterance_end median (s)", "p90 (s)", "ends", "ends inside a clip",
@@ -182,7 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--name", default="loss_bench", help="file name stem under bench/results/")
     p.add_argument("--notes", type=Path, default=None, help="markdown file to append figures and evidence to")
+    p.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print one table from saved bench/results/*.json files instead of running",
+    )
     args = p.parse_args(argv)  # fmt: skip
+    if args.report:
+        saved = [json.loads(f.read_text()) for f in args.report]
+        print(
+            report(*((f"{d['label']} ({Path(d['root']).name} {d['commit']})", d["summary"]) for d in saved))
+        )
+        return 0
     gaps = tuple(float(x) for x in args.gaps.split(","))
     assert len(gaps) == 2
     pool = clips(args.clips.split(","))
@@ -256,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _server.stop(server)
     sm = summary(runs)
-    note("\n" + report(label, sm) + "\n")
+    note("\n" + report((label, sm)) + "\n")
     data = {"label": label, "root": str(root), "commit": commit, "query": query, "summary": sm, "runs": runs,
             "args": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
     path = save_json(f"{args.name}.json", data)
