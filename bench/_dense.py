@@ -109,12 +109,15 @@ def end_delays(
     """Each ``utterance_end`` sent before ``eof``, matched to the clip whose speech its last word
     ends (the last clip begun by then); its delay is its arrival on the microphone's clock (a
     slice counts as spoken once its ``slice_s`` have passed: + one slice) minus that clip's
-    speech end. An end that falls more than 0.5 s before the clip's speech end split the clip.
+    speech end; ``after_sent``: the same from the moment the slice holding that speech end was
+    sent (slices go out ``slice_s`` apart from the stream's start, so up to one slice less).
+    An end that falls more than 0.5 s before the clip's speech end split the clip.
     ``missed``: clips followed by a pause (speech end to the next clip) longer than
     ``endpointing`` + 0.2 s without an end of their own; ``after_next``: ends that arrived once
     the next clip's speech had begun."""
     eof = result.eof_at if result.eof_at is not None else float("inf")
     delays: list[float] = []
+    sent: list[float] = []  # the same from when the slice holding the speech end was sent
     ended: set[int] = set()
     splits = after_next = 0
     for rec in result.messages:
@@ -131,12 +134,14 @@ def end_delays(
             continue
         ended.add(k)
         delays.append(rec.at + slice_s - end)
+        sent.append(rec.at - (end // slice_s) * slice_s)
         if k + 1 < len(speech.placed) and rec.at + slice_s > speech.placed[k + 1].seconds[0]:
             after_next += 1
     pauses = [(b.first - a.speech_end) / SAMPLE_RATE for a, b in itertools.pairwise(speech.placed)]
     long_pauses = [k for k, pause in enumerate(pauses) if pause >= endpointing + 0.2]
     return {
         "delays": delays,
+        "after_sent": sent,
         "splits": splits,
         "after_next": after_next,
         "missed": len([k for k in long_pauses if k not in ended]),

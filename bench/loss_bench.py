@@ -125,6 +125,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "tails": sum(len(s["tails"]) for s in sessions),
         "utterances": sum(s["utterances"] for s in sessions),
         "utterance_end": stats(delays),
+        "utterance_end_after_sent": stats([d for e in ends for d in e.get("after_sent", [])]),
         "splits": sum(e["splits"] for e in ends),
         "missed_ends": sum(e["missed"] for e in ends),
         "long_pauses": sum(e["long_pauses"] for e in ends),
@@ -142,13 +143,15 @@ def report(*configs: tuple[str, dict[str, Any]]) -> str:
         rows.append([
             label, sm["runs"], sm["sessions"], sm["wer_mean"] and sm["wer_mean"] * 100,
             sm["offline_wer_mean"] and sm["offline_wer_mean"] * 100, sm["lost"], sm["runs_with_loss"],
-            sm["tails"], ue["median"], ue["p90"], ue["n"], sm["splits"],
+            sm["tails"], ue["median"], ue["p90"], (sm.get("utterance_end_after_sent") or {}).get("median"),
+            ue["n"], sm["splits"],
             f"{sm['missed_ends']}/{sm['long_pauses']}", sm["ends_after_next"], sm["ledger_mismatch"],
             f"{sm['load'][0]} … {sm['load'][-1]}" if sm["load"] else "",
         ])  # fmt: skip
     return table([
         "config", "runs", "sessions", "WER % mean", "offline WER %", "lost utterances", "runs with a loss",
-        "lost tails (≥3 words)", "utterance_end median (s)", "p90 (s)", "ends", "ends inside a clip",
+        "lost tails (≥3 words)", "utterance_end median (s)", "p90 (s)", "median after the slice was sent (s)",
+        "ends", "ends inside a clip",
         "long pauses without end", "ends after next speech", "ends ≠ final", "load avg 1/5/15 (first … last)",
     ], rows)  # fmt: skip
 
