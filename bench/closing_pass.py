@@ -22,8 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench helpers
 from _common import SAMPLE_RATE, librivox, machine, table
 
 from wirescribe.asr.model import DecodeOptions, ModelConfig, Transcriber
+from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.policy import StreamingOptions, Window
 from wirescribe.streaming.session import live_decode_options
+from wirescribe.streaming.window import WindowKind
 from wirescribe.wer import word_error_rate
 
 FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = []
     for i, (audio, text) in enumerate(utterances):
         prompt = utterances[i - 1][1] if i else ""
-        window = Window(np.concatenate([lead, audio]), 0, prompt, final=True, reason="pause")
+        window = Window(np.concatenate([lead, audio]), 0, prompt, WindowKind.CLOSE, CloseReason.PAUSE)
         inputs.append((window, text))
     model.transcribe(inputs[0][0].audio, DecodeOptions(language="en"))  # warm up
     served = live_decode_options(inputs[0][0], "en", args.context)

@@ -12,7 +12,7 @@ import numpy as np
 from tests.support.fakes import run
 from tests.support.sessions import FakeDecoder, hello, make_session
 from wirescribe.asr.model import DecodeOptions
-from wirescribe.asr.scheduler import Scheduler
+from wirescribe.asr.scheduler import PriorityFn, Scheduler
 from wirescribe.streaming.urgency import Urgency
 
 
@@ -23,11 +23,11 @@ class SpyScheduler(Scheduler):
         super().__init__(hello)
         self.urgencies: list[Urgency | None] = []
 
-    async def transcribe_latest(
-        self, build: Callable[[], Any], urgency: Callable[[], Urgency] | None = None
-    ) -> Any:
-        self.urgencies.append(urgency() if urgency is not None else None)
-        return await super().transcribe_latest(build, urgency)
+    async def transcribe_latest(self, build: Callable[[], Any], priority: PriorityFn | None = None) -> Any:
+        got = priority() if priority is not None else None
+        assert got is None or isinstance(got, Urgency)
+        self.urgencies.append(got)
+        return await super().transcribe_latest(build, priority)
 
 
 class Observer:
