@@ -7,12 +7,9 @@ Not a test module and not part of the server: ``bench/loss_bench.py`` imports it
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import subprocess
 import sys
-import time
-import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,7 @@ from tests.support.dense import (  # noqa: E402
 )
 from wirescribe.audio.decode import SAMPLE_RATE  # noqa: E402
 from wirescribe.client import StreamResult  # noqa: E402
-from wirescribe.devserver import RunningServer, free_port  # noqa: E402
+from wirescribe.devserver import RunningServer, start_server  # noqa: E402
 from wirescribe.wer import match_utterances, word_error_rate  # noqa: E402
 
 __all__ = [
@@ -55,30 +52,13 @@ def start_root_server(
     """``uvicorn server:app`` run from ``root`` (its own ``wirescribe`` first on the path), with
     the session logger at DEBUG into ``folder/server.log``; returns once ``/health`` answers.
 
-    Not ``wirescribe.devserver.start_server``: that one always runs this checkout's server."""
+    (``wirescribe.devserver.start_server``, with the root's own interpreter and log config.)"""
     folder.mkdir(parents=True, exist_ok=True)
     config, log = _log_config(folder)
-    port = free_port()
-    cmd = [server_python(root), "-m", "uvicorn", "server:app", "--host", "127.0.0.1",
-           "--port", str(port), "--log-config", str(config)]  # fmt: skip
-    environ = {**os.environ, "PYTHONPATH": str(root), "STT_MAX_SESSIONS_PER_CLIENT": "0", **(env or {})}
-    out = (folder / "server.out").open("wb")
-    proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=environ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {proc.returncode}: {(folder / 'server.out').read_text()[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return RunningServer(proc, port, log)
-        except OSError:
-            time.sleep(0.1)  # polling interval while the server is not yet listening
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"server not ready in {timeout} s: {(folder / 'server.out').read_text()[-2000:]}")
+    environ = {"PYTHONPATH": str(root), "STT_MAX_SESSIONS_PER_CLIENT": "0", **(env or {})}
+    server = start_server(folder / "server.out", uvicorn_args=["--log-config", str(config)], env=environ,
+                          timeout=timeout, root=root, python=server_python(root))  # fmt: skip
+    return replace(server, log=log)
 
 
 # -- one session's figures -------------------------------------------------------------------

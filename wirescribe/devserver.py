@@ -60,15 +60,18 @@ def start_server(
     uvicorn_args: list[str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    root: Path = ROOT,
+    python: str = sys.executable,
 ) -> RunningServer:
-    """``python -m uvicorn server:app`` (or ``app``) on a free loopback port; returns once
-    ``/health`` answers 200, raises with the log's tail if it exits or is not ready in time."""
+    """``python -m uvicorn server:app`` (or ``app``) run from ``root`` (another checkout for a
+    before/after comparison) on a free loopback port; returns once ``/health`` answers 200,
+    raises with the log's tail if it exits or is not ready in time."""
     port = free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "uvicorn", *(app or ["server:app"]),
+    cmd = [python, "-m", "uvicorn", *(app or ["server:app"]),
            "--host", "127.0.0.1", "--port", str(port), *(uvicorn_args or [])]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        cmd, cwd=root, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
