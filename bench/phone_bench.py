@@ -16,7 +16,12 @@ Also the offline WER of the same audio (the model on each whole utterance, beam 
 the phone version decoded to 16 kHz: what the phone band costs the model by itself.
 
     flock /tmp/bench.lock python bench/phone_bench.py            # ~2.5 min
+    flock /tmp/bench.lock python bench/phone_bench.py --rounds 3 # for a figure: see below
     flock /tmp/bench.lock python bench/phone_bench.py --streams listen-mulaw-8k realtime-g711-8k
+
+The reference is 71 words, so one word is 1.4 points of WER, and one streamed session of each
+differs from the next by more than the phone band does (live decoding on a shared machine):
+a figure to compare paths wants several rounds.
 
 Prints a markdown table; writes bench/results/phone_bench.json.
 """
@@ -168,6 +173,9 @@ def offline_text(model: Transcriber, audio: np.ndarray, speech: Speech) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", nargs="*", help="which streams (default: all four)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="sessions per stream, the streams' order rotated each round"
+    )
     args = parser.parse_args()
 
     speech = build_speech(repeats=1, pause=1.0)
@@ -183,19 +191,21 @@ def main() -> None:
     del model
 
     server = start_server(Path(tempfile.mkdtemp()) / "server.log", env={"STT_MAX_SESSIONS_PER_CLIENT": "0"})
-    texts: dict[str, str] = {}
+    texts: dict[str, list[str]] = {stream.name: [] for stream in chosen}
     try:
         ws_base = f"ws://127.0.0.1:{server.port}"
-        for stream in chosen:
-            run = listen if stream.path == "listen" else realtime
-            texts[stream.name] = asyncio.run(run(ws_base, stream))
-            print(
-                f"{stream.name}: WER {word_error_rate(speech.reference, texts[stream.name]):.3f}", flush=True
-            )
+        for r in range(args.rounds):
+            for stream in chosen[r % len(chosen) :] + chosen[: r % len(chosen)]:
+                run = listen if stream.path == "listen" else realtime
+                texts[stream.name].append(asyncio.run(run(ws_base, stream)))
+                wer = word_error_rate(speech.reference, texts[stream.name][-1])
+                print(f"round {r + 1} {stream.name}: WER {wer:.3f}", flush=True)
     finally:
         stop_server(server)
 
-    wers = {name: word_error_rate(speech.reference, text) for name, text in texts.items()}
+    wers = {
+        name: float(np.mean([word_error_rate(speech.reference, t) for t in ts])) for name, ts in texts.items()
+    }
     base = wers.get("listen-linear16-16k")
     offline = [("16 kHz float", offline_wide), ("µ-law 8 kHz → 16 kHz", offline_phone)]
     rows: list[list[Any]] = [
@@ -207,9 +217,10 @@ def main() -> None:
         rows.append([f"/v1/{stream.path}", f"{stream.fmt} {stream.rate // 1000} kHz", f"{FRAME * 1000:g} ms",
                      100 * wers[stream.name], versus])  # fmt: skip
     print()
+    print(f"{len(speech.reference.split())} words; streamed WER: mean of {args.rounds} session(s) per stream")
     print(table(["path", "audio", "frames", "WER %", "vs /v1/listen linear16 (points)"], rows))
     save_json("phone_bench.json", {
-        "machine": machine(), "seconds": speech.seconds, "reference": speech.reference,
+        "machine": machine(), "rounds": args.rounds, "seconds": speech.seconds, "reference": speech.reference,
         "offline": {"wideband": offline_wide, "phone": offline_phone}, "texts": texts, "rows": rows,
     })  # fmt: skip
 
