@@ -76,3 +76,19 @@ def test_mounted_in_a_users_app_serves_health_and_a_session() -> None:
                 messages.append(ws.receive_json())
         assert messages[-1]["audio_seconds"] == 1.0, messages
         assert client.get("/stt/health").json()["sessions"] == 0
+
+
+def test_mounted_the_docs_still_need_the_token() -> None:
+    stt = create_app(Settings(token="t0k"), FakeTranscriber())  # type: ignore[arg-type]
+
+    @asynccontextmanager
+    async def lifespan(parent: FastAPI) -> AsyncIterator[None]:
+        async with stt.router.lifespan_context(stt):
+            yield
+
+    parent = FastAPI(lifespan=lifespan)
+    parent.mount("/stt", stt)
+    with TestClient(parent, base_url=LOCAL) as client:
+        for path in ("/stt/openapi.json", "/stt/docs"):
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, headers={"Authorization": "Bearer t0k"}).status_code == 200, path

@@ -57,7 +57,7 @@ class DocsGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.PATHS:
+        if scope["type"] == "http" and _below_mount(scope) in self.PATHS:
             try:
                 require_token(HTTPConnection(scope))
             except HTTPException as e:
@@ -65,3 +65,10 @@ class DocsGate:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _below_mount(scope: Scope) -> str:
+    """The path below a mount: Starlette keeps the mount's prefix in ``path`` and names it in
+    ``root_path`` (mounted at ``/stt``, ``/stt/docs`` is this app's ``/docs``)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return (path[len(root) :] or "/") if root and path.startswith(root) else path
