@@ -122,7 +122,7 @@ def test_the_closing_pass_counts_early_words_it_hears_otherwise() -> None:
 
 
 def test_the_closing_pass_runs_before_the_pause_is_complete_and_commits_when_it_is() -> None:
-    """With 0.8 s endpointing the closing window is cut 0.3 s early; nothing commits until the
+    """With 0.8 s endpointing the closing window is cut 0.45 s early; nothing commits until the
     pause is complete, then the utterance ends at once, with no other model call in between."""
     script = make_script(1, seed=17, words=(8, 8))
     end = script[-1].end

@@ -28,7 +28,7 @@ from enum import Enum
 from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.window import SR, StreamingOptions
 
-MIN_EARLY_SILENCE = 0.4  # seconds: the earliest a closing pass starts (see closing_silence)
+MIN_EARLY_SILENCE = 0.35  # seconds: the earliest a closing pass starts (see closing_silence)
 
 
 class Step(Enum):
@@ -82,7 +82,7 @@ class PlanState:
 
 def closing_silence(options: StreamingOptions) -> float:
     """Seconds of silence after which the closing pass starts: ``early_close`` before the pause
-    is complete, but never before 0.4 s of it (the window ends ``tail_pad`` after the speech and
+    is complete, but never before 0.35 s of it (the window ends ``tail_pad`` after the speech and
     must end before the next words however soon they come), nor after it."""
     pause = options.pause
     return max(pause - options.early_close, min(pause, MIN_EARLY_SILENCE))

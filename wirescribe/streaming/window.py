@@ -31,7 +31,9 @@ class StreamingOptions:
     settle: float = 0.3  # a word commits only once it ended this long before its window's end
     # The closing pass starts this long before the pause is complete; its words are held, and
     # commit (and the utterance ends) the moment the pause is: its decode time is hidden.
-    early_close: float = 0.3
+    # (0.45 s: at 0.8 s endpointing it starts at 0.35 s of silence, and its beam search, ~0.3 s,
+    # is done when the pause is complete; starting at 0.5 s, utterance_end waited for it.)
+    early_close: float = 0.45
 
 
 class WindowKind(Enum):
