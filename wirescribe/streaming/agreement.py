@@ -30,6 +30,24 @@ def after_committed(tail: list[Word], words: list[Word], window_start: float) ->
     """
     if not tail or tail[-1].end <= window_start + 0.05:
         return words, True
+    words, anchored = _after_anchor(tail, words, window_start)
+    return _without_reread(tail[-1], words), anchored
+
+
+def _without_reread(last: Word, words: list[Word]) -> list[Word]:
+    """``words`` without a first word that is the last committed word heard again, spelt
+    otherwise ("ill-disposed" re-read as "old-sposed", its "-sposed" aligned just past the
+    committed word's end): it begins inside that word and its letters end that word's or
+    begin it. (A word said again after the committed one begins after it.)"""
+    if not words:
+        return words
+    first, key, committed = words[0], normalize(words[0].text), normalize(last.text)
+    inside = first.start < last.end - 0.02
+    alike = len(key) >= 3 and (committed.endswith(key) or committed.startswith(key) or key in committed)
+    return words[1:] if inside and alike else words
+
+
+def _after_anchor(tail: list[Word], words: list[Word], window_start: float) -> tuple[list[Word], bool]:
     last = tail[-1]
     for anchor in reversed(tail[-3:]):
         if anchor.end <= window_start + 0.05:

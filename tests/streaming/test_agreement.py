@@ -1,0 +1,34 @@
+"""Finding the committed words again in a hypothesis that re-reads them (pure)."""
+
+from __future__ import annotations
+
+from wirescribe.asr.types import Word
+from wirescribe.streaming.agreement import after_committed
+
+
+def w(start: float, end: float, text: str) -> Word:
+    return Word(start, end, text, 0.9)
+
+
+COMMITTED = [w(52.0, 52.3, " to"), w(52.3, 52.5, " be"), w(52.5, 52.8, " ill"), w(52.8, 53.6, "-disposed?")]
+
+
+def test_the_last_word_re_read_in_another_spelling_is_not_new() -> None:
+    """'ill-disposed' re-read as 'old-sposed': '-sposed' begins inside the committed word and
+    ends past it; it is that word again, not a new one."""
+    hypothesis = [w(52.0, 52.3, " to"), w(52.3, 52.5, " be"), w(52.5, 52.8, " old"),
+                  w(53.0, 53.9, "-sposed."), w(55.5, 55.8, " He"), w(55.8, 56.1, " might")]  # fmt: skip
+    words, anchored = after_committed(COMMITTED, hypothesis, 50.0)
+    assert anchored
+    assert [x.text for x in words] == [" He", " might"]
+
+
+def test_a_word_said_again_after_the_committed_one_is_new() -> None:
+    hypothesis = [*COMMITTED, w(53.7, 54.4, " disposed"), w(54.5, 54.8, " again")]
+    words, _ = after_committed(COMMITTED, hypothesis, 50.0)
+    assert [x.text for x in words] == [" disposed", " again"]
+
+
+def test_a_window_after_the_committed_words_takes_everything() -> None:
+    hypothesis = [w(54.0, 54.3, " He"), w(54.3, 54.6, " was")]
+    assert after_committed(COMMITTED, hypothesis, 53.9) == (hypothesis, True)
