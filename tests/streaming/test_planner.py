@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tests.support.policy_world import FakeModel, make_script, render
 from tests.support.policy_world import energy_probability as energy
 from wirescribe.audio.vad import VoiceActivity
-from wirescribe.streaming.events import CloseReason
+from wirescribe.streaming.events import CloseReason, UtteranceEnded
 from wirescribe.streaming.planner import IDLE, PlanState, Step, closing_silence, plan
 from wirescribe.streaming.policy import StreamingPolicy
 from wirescribe.streaming.window import SR, StreamingOptions, WindowKind
@@ -136,3 +137,36 @@ def test_the_policy_carries_out_exactly_what_it_plans() -> None:
         else:
             assert window is None
     assert {Step.REFRESH, Step.CLOSE, Step.IDLE} <= seen
+
+
+def test_the_pause_counts_from_the_last_word_not_the_detectors_hangover() -> None:
+    """The detector's speech runs on after the last word (here 0.3 s); the utterance ends a
+    pause after the word as the closing pass aligned it, but never more than 0.15 s before a
+    pause after the detector's end."""
+    script = make_script(1, seed=31, words=(6, 6))
+    audio = render(script, tail=2.0)
+    hangover = int(0.3 * S)
+
+    left = [0]  # frames of hangover still to come, across calls
+
+    def lingering(frames: np.ndarray) -> np.ndarray:
+        probs = energy(frames)  # the first row is the context frame, which the caller drops
+        for i in range(1, len(probs)):
+            left[0] = hangover // 512 if probs[i] > 0.5 else max(0, left[0] - 1)
+            probs[i] = 0.95 if left[0] else probs[i]
+        return probs
+
+    policy = StreamingPolicy(VoiceActivity(lingering), OPTS, "en")
+    model = FakeModel(script)
+    ended_at = None
+    for k in range(0, len(audio), S // 20):
+        policy.insert_audio(audio[k : k + S // 20])
+        policy.settle()
+        if (window := policy.next_window()) is not None:
+            policy.apply(window, model(window))
+        if ended_at is None and any(isinstance(e, UtteranceEnded) for e in policy.take_events()):
+            ended_at = policy.audio_seconds
+    assert ended_at is not None
+    word_end = script[-1].end
+    assert word_end + 0.8 + 0.15 <= ended_at + 0.05  # the hangover counted but 0.15 s of it
+    assert ended_at <= word_end + hangover / S + 0.8 - 0.1  # ... not all of it

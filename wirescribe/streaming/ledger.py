@@ -173,3 +173,14 @@ def prompt_before(ledger: UtteranceLedger, cut: float, chars: int) -> str:
             break
         words.append(w)
     return ledger.join(words[::-1]).strip()
+
+
+def word_end_after(ledger: UtteranceLedger, limit: float) -> float | None:
+    """The end of the first committed word of the ones that end at or after ``limit`` seconds
+    (None: none does): where the audio kept as context may be cut without cutting a word."""
+    cut = None
+    for w in reversed(ledger.words):
+        if w.end < limit:
+            break
+        cut = w.end
+    return cut

@@ -37,7 +37,7 @@ from wirescribe.streaming import hearing
 from wirescribe.streaming.agreement import Agreement, after_committed
 from wirescribe.streaming.endpointer import Endpointer
 from wirescribe.streaming.events import CloseReason, Event
-from wirescribe.streaming.ledger import UtteranceLedger, prompt_before
+from wirescribe.streaming.ledger import UtteranceLedger, prompt_before, word_end_after
 from wirescribe.streaming.planner import Plan, PlanState, Step, plan
 from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
 
@@ -45,6 +45,7 @@ DEFAULT_OPTIONS = StreamingOptions()
 MAX_RETRIES = 4  # further closing passes over speech the one before did not hear
 MAX_CLOSING_WINDOWS = MAX_RETRIES + 3  # at finalize/eof: the passes, and speech that came meanwhile
 MIN_UNCOVERED = 0.25  # seconds of speech a closing pass must not leave unheard
+MAX_HANGOVER = 0.15  # seconds the pause may count from before the detector's speech end
 LIVE_UNCOVERED = 1.0  # ... and a live refresh (whose last words may be dropped as unsure)
 WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step.CLOSE: WindowKind.CLOSE}
 
@@ -328,7 +329,7 @@ class StreamingPolicy:
         if window.kind is WindowKind.CUT:
             self._commit(words, int(words[-1].end * SR) if missed and words else window.end)
         elif window.reason is CloseReason.PAUSE:
-            self._held = _Held(window, words, self._speech_end(window))
+            self._held = _Held(window, words, self._pause_from(window, words))
             self._tentative = words  # shown until the planner commits it
         else:
             self._commit(words, window.end)
@@ -369,6 +370,15 @@ class StreamingPolicy:
         self._reported = len(self._ledger.words)
         self._ledger.changed(now, self._ledger.words[reported:])
 
+    def _pause_from(self, window: Window, words: list[Word]) -> int:
+        """Where an utterance's pause begins: the end of its speech, or of its last word as the
+        closing pass aligned it when that is a little earlier (the detector's speech runs on
+        some 60-90 ms after the last word: endpointing is counted from the word)."""
+        end = self._speech_end(window)
+        if not words:
+            return end
+        return max(end - int(MAX_HANGOVER * SR), min(end, int((words[-1].end + 0.03) * SR)))
+
     def _speech_end(self, window: Window) -> int:
         """The end of the last speech in ``window`` (its end when none is known)."""
         end = self._end.speech_end(window.start, window.end)
@@ -379,13 +389,7 @@ class StreamingPolicy:
         model hears how the speech led up to it, and the window stays short. Cut at the end of
         a committed word, never inside one."""
         limit = self._commit_sample / SR - self._opts.keep_context
-        if limit <= self._audio.start / SR:
-            return
-        cut = None
-        for w in reversed(self._ledger.words):
-            if w.end < limit:
-                break
-            cut = w.end
+        cut = word_end_after(self._ledger, limit) if limit > self._audio.start / SR else None
         if cut is not None and cut * SR <= self._commit_sample:
             self._forget_before(int(cut * SR))
 
