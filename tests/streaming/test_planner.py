@@ -62,6 +62,12 @@ def test_the_closing_pass_never_starts_before_0_35_s_of_silence() -> None:
     assert closing_silence(short) == pytest.approx(0.3)
     assert closing_silence(replace(OPTS, pause=0.6)) == pytest.approx(0.35)
     assert closing_silence(OPTS) == pytest.approx(0.35)  # at 0.8 s: 0.45 s before the pause is complete
+    assert closing_silence(OPTS, sentence_end=False) == pytest.approx(0.5)  # "...amiable woman,"
+    assert closing_silence(short, sentence_end=False) == pytest.approx(0.3)
+    end = 10 * S - int(0.4 * S)
+    mid = replace(SPEAKING, uncommitted_speech=(5 * S, end), new_speech=False, has_hypothesis=True)
+    assert plan(mid, OPTS).step is Step.CLOSE
+    assert plan(replace(mid, sentence_end=False), OPTS).step is Step.IDLE
     end = 10 * S - int(0.3 * S)
     state = replace(SPEAKING, uncommitted_speech=(5 * S, end), new_speech=False, has_hypothesis=True)
     assert plan(state, OPTS).step is Step.IDLE

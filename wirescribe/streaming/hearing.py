@@ -102,3 +102,12 @@ def early_disagreements(own: list[Word], heard: list[Word], window: Window) -> t
         for w in re_read
     )
     return len(re_read), disagreed
+
+
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
+
+
+def ends_sentence(words: list[Word]) -> bool:
+    """Do the words heard so far end a sentence (their last one ends with . ? or !)? None heard:
+    nothing says the speaker goes on."""
+    return not words or words[-1].text.rstrip().endswith(SENTENCE_ENDS)

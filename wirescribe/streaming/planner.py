@@ -29,6 +29,7 @@ from wirescribe.streaming.events import CloseReason
 from wirescribe.streaming.window import SR, StreamingOptions
 
 MIN_EARLY_SILENCE = 0.35  # seconds: the earliest a closing pass starts (see closing_silence)
+MID_SENTENCE_SILENCE = 0.5  # ... and when the words so far do not end a sentence
 
 
 class Step(Enum):
@@ -78,14 +79,20 @@ class PlanState:
     held_speech_end: int | None  # a held closing pass: where its speech ended (None: none held)
     resumed_at: int | None  # a held closing pass: onset of speech after its window (None: none)
     request: CloseReason | None = None  # FINALIZE or EOF: commit everything now
+    sentence_end: bool = True  # the words heard so far end a sentence (. ? !)
 
 
-def closing_silence(options: StreamingOptions) -> float:
+def closing_silence(options: StreamingOptions, sentence_end: bool = True) -> float:
     """Seconds of silence after which the closing pass starts: ``early_close`` before the pause
     is complete, but never before 0.35 s of it (the window ends ``tail_pad`` after the speech and
-    must end before the next words however soon they come), nor after it."""
+    must end before the next words however soon they come), nor after it. When the words heard
+    so far do not end a sentence the speaker is likelier to go on: not before 0.5 s (a pass
+    started in a pause inside a sentence hears half of it, and what it heard is committed when
+    the speech resumes: "Had he married a more amiable woman," became "How do you marry ...")."""
     pause = options.pause
-    return max(pause - options.early_close, min(pause, MIN_EARLY_SILENCE))
+    if sentence_end:
+        return max(pause - options.early_close, min(pause, MIN_EARLY_SILENCE))
+    return max(pause - options.early_close, min(pause, MID_SENTENCE_SILENCE))
 
 
 def plan(state: PlanState, options: StreamingOptions) -> Plan:
@@ -122,7 +129,7 @@ def _decide(state: PlanState, options: StreamingOptions) -> Plan:
         return Plan(Step.CLOSE, state.request, end=state.total)
     if state.total - state.last_window_end < options.min_new_audio * SR:
         return IDLE
-    if state.total - speech_end >= closing_silence(options) * SR:
+    if state.total - speech_end >= closing_silence(options, state.sentence_end) * SR:
         return _pause_close(state, options, speech_end)
     if not state.new_speech and state.has_hypothesis:
         return IDLE  # silence after the last window: its hypothesis holds, nothing to refresh

@@ -51,7 +51,6 @@ WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step
 
 __all__ = ["SR", "FinalTranscript", "StreamingOptions", "StreamingPolicy", "Update", "Window"]
 
-
 @dataclass(frozen=True)
 class _Held:
     """A closing pass decoded before its pause was complete: its words wait for the planner."""
@@ -162,6 +161,7 @@ class StreamingPolicy:
             held_speech_end=held.speech_end if held else None,
             resumed_at=self._end.resumed(held.window.end, total) if held else None,
             request=request,
+            sentence_end=hearing.ends_sentence(self._tentative or self._ledger.open_words()),
         )
 
     def next_window(self, request: CloseReason | None = None) -> Window | None:
