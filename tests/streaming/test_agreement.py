@@ -32,3 +32,11 @@ def test_a_word_said_again_after_the_committed_one_is_new() -> None:
 def test_a_window_after_the_committed_words_takes_everything() -> None:
     hypothesis = [w(54.0, 54.3, " He"), w(54.3, 54.6, " was")]
     assert after_committed(COMMITTED, hypothesis, 53.9) == (hypothesis, True)
+
+
+def test_a_re_read_that_only_looks_like_the_committed_word_is_not_new() -> None:
+    committed = [w(52.3, 52.5, " be"), w(52.5, 52.7, " able"), w(52.7, 52.9, " to"),
+                 w(52.9, 53.6, " suppose?")]  # fmt: skip
+    hypothesis = [*committed[:3], w(53.1, 53.9, "-sposed."), w(55.5, 55.8, " He")]
+    words, _ = after_committed(committed, hypothesis, 50.0)
+    assert [x.text for x in words] == [" He"]

@@ -4,6 +4,8 @@ them, and the unsure tail a segment ends with."""
 
 from __future__ import annotations
 
+from difflib import SequenceMatcher
+
 from wirescribe.asr.types import Word
 from wirescribe.streaming.hallucinations import normalize
 
@@ -37,13 +39,13 @@ def after_committed(tail: list[Word], words: list[Word], window_start: float) ->
 def _without_reread(last: Word, words: list[Word]) -> list[Word]:
     """``words`` without a first word that is the last committed word heard again, spelt
     otherwise ("ill-disposed" re-read as "old-sposed", its "-sposed" aligned just past the
-    committed word's end): it begins inside that word and its letters end that word's or
-    begin it. (A word said again after the committed one begins after it.)"""
+    committed word's end; "suppose?" then "-sposed."): it begins inside that word and its
+    letters are mostly that word's. (A word said again after the committed one begins after it.)"""
     if not words:
         return words
     first, key, committed = words[0], normalize(words[0].text), normalize(last.text)
     inside = first.start < last.end - 0.02
-    alike = len(key) >= 3 and (committed.endswith(key) or committed.startswith(key) or key in committed)
+    alike = len(key) >= 3 and (key in committed or SequenceMatcher(None, key, committed).ratio() >= 0.6)
     return words[1:] if inside and alike else words
 
 
