@@ -240,18 +240,19 @@ class StreamingPolicy:
         kind = WINDOW_KINDS[step.step]
         start = self._audio.start
         retry, self._retry = (self._retry, None) if kind is WindowKind.CLOSE else (None, None)
-        if kind is WindowKind.CLOSE or not self._ledger.open_words():  # a new utterance: see below
+        if kind is WindowKind.CLOSE:
             start = self._closing_start(step.end, retry is not None)
         prompt = "" if retry else self._prompt(start)
         return Window(self._audio.view(start, step.end), start, prompt, kind, step.reason, retry is not None)
 
     def _closing_start(self, end: int, retry: bool) -> int:
         """The closing pass hears its utterance alone, as an offline pass over it would: the
-        committed text before it is the prompt; so do the live updates of an utterance that has
-        committed nothing yet (with the one before it, a pause away, Whisper stopped at that
-        pause). A second pass (``retry``) hears only what follows the last committed word (what
-        the first one heard is committed): a word heard again before a pause could stop it too."""
-        opened, start = self._ledger.open, self._audio.start
+        committed text before it is the prompt, the audio kept before it as context for the
+        live updates is not heard. A second pass (``retry``) hears only what follows the last
+        committed word (what the first one heard is committed): a word heard again before a
+        pause could make it stop there once more."""
+        opened = self._ledger.open
+        start = self._audio.start
         if opened is not None:
             start = int((opened.onset - self._opts.lead_in) * SR)
         if retry and self._ledger.words:
