@@ -283,11 +283,12 @@ class StreamingPolicy:
             shown, self._tentative = self._tentative, self._agreement.hypothesis
             if hearing.uncovered_speech(self.vad, heard, window, LIVE_UNCOVERED):
                 # The model stopped at a pause before the new speech (Whisper without timestamps,
-                # misled by the committed audio kept as context): what the client saw of that
-                # speech stays shown, and the next windows start past the committed audio.
+                # misled by the committed audio kept as context): what the client saw stays, and
+                # inside an utterance the next windows start past the committed audio (not in a
+                # new one: after a long pause two greedy passes agreed on "How do you marry").
                 heard_to = heard[-1].end if heard else window.offset
                 self._tentative = self._tentative + [w for w in shown if w.start >= heard_to]
-                if self._ledger.words:
+                if self._ledger.open_words():
                     self._forget_before(min(self._commit_sample, int(self._ledger.words[-1].end * SR)))
         else:
             self._apply_final(window, heard, words, anchored)
