@@ -15,8 +15,8 @@ the core's pieces together and executes what the planner decides::
   model and returns the window for the one that does; :meth:`~StreamingPolicy.settle` takes
   only the former (the session calls it whenever audio arrives); :meth:`~StreamingPolicy.apply`
   folds a model result in.
-* Only the *uncommitted window* is transcribed, with committed text before it as the prompt.
-  Live refreshes commit what two successive hypotheses agree on (:class:`Agreement`).
+* Only the *uncommitted window* is transcribed, with committed text before it as the prompt;
+  refreshes commit what two successive hypotheses agree on (:class:`Agreement`).
 * A pause ends the utterance: its speech is decoded once more the strong way (the closing pass)
   and committed whole. **No speech is ever taken as committed unless words were committed for
   it**: a closing pass that stopped before the end of its speech, or that only echoed the
