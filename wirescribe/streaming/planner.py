@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from wirescribe.streaming.events import CloseReason
-from wirescribe.streaming.window import SR, StreamingOptions
+from wirescribe.streaming.window import SR, StreamingOptions, WindowKind
 
 MIN_EARLY_SILENCE = 0.35  # seconds: the earliest a closing pass starts (see closing_silence)
 MID_SENTENCE_SILENCE = 0.5  # ... and when the words so far do not end a sentence
@@ -62,6 +62,7 @@ class Plan:
 
 
 IDLE = Plan(Step.IDLE)
+WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step.CLOSE: WindowKind.CLOSE}
 
 
 @dataclass(frozen=True)

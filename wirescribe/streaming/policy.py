@@ -38,16 +38,15 @@ from wirescribe.streaming.agreement import Agreement, after_committed
 from wirescribe.streaming.endpointer import Endpointer
 from wirescribe.streaming.events import CloseReason, Event
 from wirescribe.streaming.ledger import UtteranceLedger, prompt_before, word_end_after
-from wirescribe.streaming.planner import Plan, PlanState, Step, plan
+from wirescribe.streaming.planner import WINDOW_KINDS, Plan, PlanState, Step, plan
 from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
 
 DEFAULT_OPTIONS = StreamingOptions()
 MAX_RETRIES = 4  # further closing passes over speech the one before did not hear
 MAX_CLOSING_WINDOWS = MAX_RETRIES + 3  # at finalize/eof: the passes, and speech that came meanwhile
 MIN_UNCOVERED = 0.25  # seconds of speech a closing pass must not leave unheard
-MAX_HANGOVER = 0.15  # seconds the pause may count from before the detector's speech end
 LIVE_UNCOVERED = 1.0  # ... and a live refresh (whose last words may be dropped as unsure)
-WINDOW_KINDS = {Step.REFRESH: WindowKind.REFRESH, Step.CUT: WindowKind.CUT, Step.CLOSE: WindowKind.CLOSE}
+MAX_HANGOVER = 0.15  # seconds the pause may count from before the detector's speech end
 
 __all__ = ["SR", "FinalTranscript", "StreamingOptions", "StreamingPolicy", "Update", "Window"]
 
