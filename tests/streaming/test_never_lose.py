@@ -143,3 +143,27 @@ def test_a_closing_pass_that_stretches_its_last_word_over_what_it_missed_loses_n
     check_events(run)
     assert run.final.text.split() == true_words(script)
     assert any(w.retry for w in model.windows)
+
+
+def test_a_stretched_last_word_is_caught_even_when_no_live_pass_heard_on() -> None:
+    """Under load a session may get no live pass over its last words: the closing pass's last
+    word, lasting several times its others, gives it away."""
+    script = make_script(2, seed=13, words=(8, 8), pause_after=lambda s: 1.5)
+
+    class Stretching(FakeModel):
+        def __call__(self, window: Window) -> Transcript:
+            result = super().__call__(window)
+            if not window.closes_utterance:
+                return Transcript((), "en", result.duration)  # no live pass hears anything
+            if window.retry or not result.segments:
+                return result
+            seg = result.segments[-1]
+            kept = list(seg.words[:-3])
+            kept[-1] = replace(kept[-1], end=seg.words[-1].end)
+            short = replace(seg, text="".join(w.text for w in kept), words=tuple(kept), end=kept[-1].end)
+            return replace(result, segments=(*result.segments[:-1], short))
+
+    model = Stretching(script)
+    run = stream(render(script), model)
+    check_events(run)
+    assert run.final.text.split() == true_words(script)

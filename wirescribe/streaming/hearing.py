@@ -79,6 +79,28 @@ def stopped_short_of(words: list[Word], hypothesis: list[Word]) -> float | None:
     return min(hypothesis[same[-1]].end, last.end)
 
 
+def stopped_short(words: list[Word], known: list[Word]) -> float | None:
+    """Where a pass that stopped early really heard its last word end (None: it did not stop
+    early, as far as can be told): :func:`stopped_short_of`, else :func:`stretched_end`."""
+    short = stopped_short_of(words, known)
+    return short if short is not None else stretched_end(words)
+
+
+def stretched_end(words: list[Word]) -> float | None:
+    """Where a pass's last word would end were it not stretched over speech the pass did not
+    decode: when it lasts over 0.8 s and over three times the pass's typical word (under load
+    no live pass may have heard on to tell, see :func:`stopped_short_of`); None otherwise. A
+    slow last word costs one more pass that hears nothing new."""
+    if len(words) < 3:
+        return None
+    lengths = sorted(w.end - w.start for w in words[:-1])
+    typical = lengths[len(lengths) // 2]
+    last = words[-1]
+    if last.end - last.start <= max(0.8, 3 * typical):
+        return None
+    return last.start + max(1.5 * typical, 0.25)  # a word a little longer than the others
+
+
 def repeats_committed(words: list[Word], committed: list[Word], window: Window) -> bool:
     """Is the hypothesis the committed text said again (Whisper echoing its prompt) rather than
     new speech? Two or more words heard in the window that appear, in order and together, among

@@ -306,11 +306,11 @@ class StreamingPolicy:
             hypothesis = self._agreement.hypothesis
             words = hypothesis + after_committed(hypothesis[-3:], words, window.offset)[0]
         echo = bool(window.prompt) and hearing.repeats_committed(heard, self._ledger.words, window)
-        # Did the live passes hear on after this pass's last word? (Not when they only heard
-        # what is committed already: then nothing was missed.)
+        # Did the live passes hear on after this pass's last word (not when they only heard what
+        # is committed already), or is that word stretched over what the pass did not decode?
         hypothesis = self._agreement.hypothesis
         known = self._ledger.open_words()[-12:] + hypothesis
-        short = hearing.stopped_short_of(heard, known) if hypothesis else None
+        short = hearing.stopped_short(heard, known if hypothesis else [])
         if short is not None and words and words[-1] is heard[-1]:  # the next pass starts after it
             words = [*words[:-1], replace(words[-1], end=max(words[-1].start, short))]
         missed = echo or hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED, short)
