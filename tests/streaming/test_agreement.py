@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wirescribe.asr.types import Word
-from wirescribe.streaming.agreement import after_committed
+from wirescribe.streaming.agreement import after_committed, not_said_before
 
 
 def w(start: float, end: float, text: str) -> Word:
@@ -40,3 +40,17 @@ def test_a_re_read_that_only_looks_like_the_committed_word_is_not_new() -> None:
     hypothesis = [*committed[:3], w(53.1, 53.9, "-sposed."), w(55.5, 55.8, " He")]
     words, _ = after_committed(committed, hypothesis, 50.0)
     assert [x.text for x in words] == [" He"]
+
+
+def test_an_unanchored_pass_saying_the_committed_words_again_holds_nothing_new() -> None:
+    """A live pass that re-read committed audio and stopped at a pause aligns those words over
+    the speech it did not decode: 'thank you so much.' again, timed over 'amiable woman ...'."""
+    committed = [w(25.0, 25.3, " thank"), w(25.3, 25.5, " you"), w(25.5, 25.7, " so"),
+                 w(25.7, 26.0, " much."), w(28.5, 28.7, " Had"), w(28.7, 28.9, " he"),
+                 w(28.9, 29.3, " married"), w(29.3, 29.4, " a"), w(29.4, 29.7, " more")]  # fmt: skip
+    again = [w(26.1, 27.0, " thank"), w(27.0, 29.9, " you"), w(29.9, 31.0, " so"), w(31.0, 34.0, " much.")]
+    words, anchored = after_committed(committed[-3:], again, 26.08)
+    assert not anchored and [x.text for x in words] == [" you", " so", " much."]  # times alone look new
+    assert not_said_before(words, committed) == []
+    new = [w(30.0, 30.5, " amiable"), w(30.5, 31.0, " woman")]
+    assert not_said_before(new, committed) == new

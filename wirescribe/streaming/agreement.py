@@ -66,6 +66,20 @@ def _after_anchor(tail: list[Word], words: list[Word], window_start: float) -> t
     return [w for w in words if w.end > last.end + 0.15], False
 
 
+def not_said_before(words: list[Word], tail: list[Word]) -> list[Word]:
+    """``words`` without a first run of two or more that the committed ``tail`` already holds, in
+    order: an unanchored pass that re-read committed audio and stopped at a pause aligns those
+    words over the speech it did not decode, so their times alone look new ("thank you so
+    much." heard again over "amiable woman he might have been", and committed)."""
+    keys = [normalize(w.text) for w in words]
+    said = [normalize(w.text) for w in tail]
+    n = 0
+    for k in range(2, len(keys) + 1):
+        if any(said[i : i + k] == keys[:k] for i in range(len(said) - k + 1)):
+            n = k
+    return words[n:]
+
+
 def without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:
     """Drop the near-zero-probability words a segment ends with: text the model invents after
     the speech (or a word cut off mid-way, which the next update hears whole)."""

@@ -34,7 +34,7 @@ from wirescribe.asr.types import Transcript, Word
 from wirescribe.audio.buffer import GrowableBuffer
 from wirescribe.audio.vad import Scored, VoiceActivity
 from wirescribe.streaming import hearing
-from wirescribe.streaming.agreement import Agreement, after_committed
+from wirescribe.streaming.agreement import Agreement, after_committed, not_said_before
 from wirescribe.streaming.endpointer import Endpointer
 from wirescribe.streaming.events import CloseReason, Event
 from wirescribe.streaming.ledger import UtteranceLedger, prompt_before, word_end_after
@@ -274,18 +274,18 @@ class StreamingPolicy:
             self.early_disagreed += disagreed
         words, anchored = after_committed(self._ledger.words[-3:], heard, window.offset)
         if not window.final:
+            words = words if anchored else not_said_before(words, self._ledger.words[-30:])
             speech_end = min(window.end, self._speech_end(window)) / SR
             trusted = anchored or window.seconds > self._opts.keep_context + 6
             agreed = self._agreement.agree(words, trusted, speech_end)
-            if agreed:
-                self._commit(agreed, int(agreed[-1].end * SR))
+            self._commit(agreed, int(agreed[-1].end * SR) if agreed else self._commit_sample)
             shown, self._tentative = self._tentative, self._agreement.hypothesis
-            if hearing.uncovered_speech(self.vad, heard, window, LIVE_UNCOVERED):
+            heard_to = hearing.stretched_end(heard) or (heard[-1].end if heard else window.offset)
+            if hearing.uncovered_speech(self.vad, heard, window, LIVE_UNCOVERED, heard_to):
                 # The model stopped at a pause before the new speech (Whisper without timestamps,
                 # misled by the committed audio kept as context): what the client saw stays, and
                 # inside an utterance the next windows start past the committed audio (not in a
                 # new one: after a long pause two greedy passes agreed on "How do you marry").
-                heard_to = heard[-1].end if heard else window.offset
                 self._tentative = self._tentative + [w for w in shown if w.start >= heard_to]
                 if self._ledger.open_words():
                     self._forget_before(min(self._commit_sample, int(self._ledger.words[-1].end * SR)))
