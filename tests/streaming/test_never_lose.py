@@ -122,14 +122,15 @@ def test_a_closing_pass_that_hears_nothing_of_silence_is_not_retried() -> None:
     assert SR == 16000
 
 
-def test_a_closing_pass_that_stretches_its_last_word_over_what_it_missed_loses_nothing() -> None:
-    """A pass that stops early tends to stretch its last word's alignment over the speech it did
-    not decode: its own times look complete. The live hypothesis, which heard on, tells."""
-    script = make_script(2, seed=13, words=(8, 8), pause_after=lambda s: 1.5)
+def stretching(script: list[Spoken], *, live_hear: bool) -> FakeModel:
+    """A first closing pass that leaves an utterance's last three words unheard and stretches its
+    last kept word over them; live passes hear everything, or nothing (``live_hear``)."""
 
     class Stretching(FakeModel):
         def __call__(self, window: Window) -> Transcript:
             result = super().__call__(window)
+            if not window.closes_utterance and not live_hear:
+                return Transcript((), "en", result.duration)
             if not window.closes_utterance or window.retry or not result.segments:
                 return result
             seg = result.segments[-1]
@@ -138,7 +139,14 @@ def test_a_closing_pass_that_stretches_its_last_word_over_what_it_missed_loses_n
             short = replace(seg, text="".join(w.text for w in kept), words=tuple(kept), end=kept[-1].end)
             return replace(result, segments=(*result.segments[:-1], short))
 
-    model = Stretching(script)
+    return Stretching(script)
+
+
+def test_a_closing_pass_that_stretches_its_last_word_over_what_it_missed_loses_nothing() -> None:
+    """A pass that stops early tends to stretch its last word's alignment over the speech it did
+    not decode: its own times look complete. The live hypothesis, which heard on, tells."""
+    script = make_script(2, seed=13, words=(8, 8), pause_after=lambda s: 1.5)
+    model = stretching(script, live_hear=True)
     run = stream(render(script), model)
     check_events(run)
     assert run.final.text.split() == true_words(script)
@@ -149,21 +157,8 @@ def test_a_stretched_last_word_is_caught_even_when_no_live_pass_heard_on() -> No
     """Under load a session may get no live pass over its last words: the closing pass's last
     word, lasting several times its others, gives it away."""
     script = make_script(2, seed=13, words=(8, 8), pause_after=lambda s: 1.5)
-
-    class Stretching(FakeModel):
-        def __call__(self, window: Window) -> Transcript:
-            result = super().__call__(window)
-            if not window.closes_utterance:
-                return Transcript((), "en", result.duration)  # no live pass hears anything
-            if window.retry or not result.segments:
-                return result
-            seg = result.segments[-1]
-            kept = list(seg.words[:-3])
-            kept[-1] = replace(kept[-1], end=seg.words[-1].end)
-            short = replace(seg, text="".join(w.text for w in kept), words=tuple(kept), end=kept[-1].end)
-            return replace(result, segments=(*result.segments[:-1], short))
-
-    model = Stretching(script)
+    model = stretching(script, live_hear=False)
     run = stream(render(script), model)
     check_events(run)
     assert run.final.text.split() == true_words(script)
+    assert any(w.retry for w in model.windows)
