@@ -10,11 +10,9 @@ the core's pieces together and executes what the planner decides::
                                   ▼                            next_window() / settle() execute it
                          UtteranceLedger ─► events, final transcript
 
-* :meth:`StreamingPolicy.plan` is the planner's decision, read-only (the scheduler's order reads
-  it); :meth:`~StreamingPolicy.next_window` carries it out: it takes the steps that need no
-  model and returns the window for the one that does; :meth:`~StreamingPolicy.settle` takes
-  only the former (the session calls it whenever audio arrives); :meth:`~StreamingPolicy.apply`
-  folds a model result in.
+* :meth:`StreamingPolicy.plan`, read-only, is what the scheduler's order reads; ``next_window``
+  carries it out (the steps without a model, then the window for one), ``settle`` only the
+  former (whenever audio arrives), ``apply`` folds a model result in.
 * Only the *uncommitted window* is transcribed, with committed text before it as the prompt;
   refreshes commit what two successive hypotheses agree on (:class:`Agreement`).
 * A pause ends the utterance: its speech is decoded once more the strong way (the closing pass)
@@ -98,6 +96,10 @@ class StreamingPolicy:
         return self.total_samples / SR
 
     @property
+    def _fresh(self) -> int:  # the first sample kept that is not committed yet
+        return max(self._audio.start, self._commit_sample)
+
+    @property
     def window_seconds(self) -> float:
         return len(self._audio) / SR
 
@@ -134,6 +136,10 @@ class StreamingPolicy:
             self.vad.push(block)
         else:
             self.vad.accept(scored)
+        self._open_if_speech()
+
+    def _open_if_speech(self) -> None:
+        """Open an utterance at new speech (looked for from where the last one closed)."""
         if self._ledger.open is None and (onset := self._end.onset(self.total_samples)) is not None:
             self._ledger.start(onset / SR)
 
@@ -144,9 +150,7 @@ class StreamingPolicy:
         return plan(self._state(request), self._opts)
 
     def _state(self, request: CloseReason | None) -> PlanState:
-        total = self.total_samples
-        fresh = max(self._audio.start, self._commit_sample)
-        opened = self._ledger.open
+        total, fresh, opened = self.total_samples, self._fresh, self._ledger.open
         held = self._held
         return PlanState(
             total=total,
@@ -167,14 +171,11 @@ class StreamingPolicy:
         """Carry out the plan: the steps without a model call now; the window for the model when
         the plan needs one (None: nothing to transcribe). ``request``: FINALIZE or EOF, commit
         everything heard (call again until None: a closing pass may need a second one)."""
-        for _ in range(4):  # at most: a held pass, the utterance's end, then a window
-            step = self.plan(request)
-            if step.needs_model:
-                return self._cut_window(step)
-            if step.step is Step.IDLE:
-                self._tidy()
-                return None
-            self._execute(step)
+        step = self._advance(request)
+        if step.needs_model:
+            return self._cut_window(step)
+        if step.step is Step.IDLE:
+            self._tidy(step)
         return None
 
     def drain(self, request: CloseReason, transcribe: Callable[[Window], Transcript]) -> None:
@@ -189,16 +190,22 @@ class StreamingPolicy:
             self.finalized()
 
     def settle(self) -> Update | None:
-        """Take the plan's steps that need no model (a held closing pass committed, an utterance
-        ended): the session calls it whenever audio arrives. The update, if the text changed."""
+        """Take the steps that need no model: whenever audio arrives. The update, if any."""
         before = self.current()
+        self._advance(None)
+        now = self.current()
+        return now if now != before else None
+
+    def _advance(self, request: CloseReason | None) -> Plan:
+        """Take the steps that need no model (a held pass committed, an utterance ended) until
+        the plan asks for the model or for nothing; that plan."""
+        step = self.plan(request)
         for _ in range(3):
-            step = self.plan()
             if step.needs_model or step.step is Step.IDLE:
                 break
             self._execute(step)
-        now = self.current()
-        return now if now != before else None
+            step = self.plan(request)
+        return step
 
     def _execute(self, step: Plan) -> None:
         assert step.reason is not None
@@ -215,13 +222,11 @@ class StreamingPolicy:
             self._agreement.clear()
             self._close(step.reason, self.total_samples)
 
-    def _tidy(self) -> None:
-        """Nothing to transcribe: with no speech left uncommitted, the tentative text goes, and
-        a long silence stops being kept as context."""
-        total = self.total_samples
-        fresh = max(self._audio.start, self._commit_sample)
-        if self._end.speech(fresh, total) is not None:
+    def _tidy(self, step: Plan) -> None:
+        """Nothing to do and no speech uncommitted: no tentative text, no long silence kept."""
+        if step.speech_from is not None:
             return
+        total, fresh = self.total_samples, self._fresh
         self._agreement.clear()
         self._tentative = []
         self._changed()
@@ -229,12 +234,10 @@ class StreamingPolicy:
             self._forget_before(max(self._audio.start, total - int(self._opts.lead_in * SR)))
 
     def _cut_window(self, step: Plan) -> Window:
-        total = self.total_samples
-        fresh = max(self._audio.start, self._commit_sample)
-        speech = self._end.speech(fresh, total)
-        lead_in = int(self._opts.lead_in * SR)
-        if speech is not None and (speech[0] - fresh > self._opts.max_gap * SR or fresh <= self._audio.start):
-            self._forget_before(max(self._audio.start, speech[0] - lead_in))  # leading silence is no context
+        total, fresh = self.total_samples, self._fresh
+        onset = step.speech_from  # of the uncommitted speech, as the plan saw it
+        if onset is not None and (onset - fresh > self._opts.max_gap * SR or fresh <= self._audio.start):
+            self._forget_before(max(self._audio.start, onset - int(self._opts.lead_in * SR)))  # no context
         self._last_window_end = total
         kind = WINDOW_KINDS[step.step]
         start = self._audio.start
@@ -300,15 +303,14 @@ class StreamingPolicy:
     def _apply_final(self, window: Window, heard: list[Word], words: list[Word], anchored: bool) -> None:
         """A closing pass or a cut, committed whole, unless it missed speech (then what it
         heard commits, and a second closing pass hears the rest)."""
-        if not anchored and self._agreement.hypothesis:
+        hypothesis = self._agreement.hypothesis
+        if not anchored and hypothesis:
             # This pass may have skipped words at its start: keep what the last hypothesis heard
             # there, and take from this one only what comes after it.
-            hypothesis = self._agreement.hypothesis
             words = hypothesis + after_committed(hypothesis[-3:], words, window.offset)[0]
         echo = bool(window.prompt) and hearing.repeats_committed(heard, self._ledger.words, window)
         # Did the live passes hear on after this pass's last word (not when they only heard what
         # is committed already), or is that word stretched over what the pass did not decode?
-        hypothesis = self._agreement.hypothesis
         known = self._ledger.open_words()[-12:] + hypothesis
         short = hearing.stopped_short(heard, known if hypothesis else [])
         if short is not None and words and words[-1] is heard[-1]:  # the next pass starts after it
@@ -350,12 +352,10 @@ class StreamingPolicy:
         if reason is CloseReason.FINALIZE:
             self._finalize_closed = closed
         self._end.closed_at(at)
-        if (onset := self._end.onset(self.total_samples)) is not None:  # the next one began already
-            self._ledger.start(onset / SR)
+        self._open_if_speech()  # the next one may have begun already
 
     def finalized(self) -> None:
-        """A ``finalize`` has been carried out (every window it asked for applied): queue its
-        :class:`~wirescribe.streaming.events.Finalized`, naming the utterance it ended."""
+        """A ``finalize`` has been carried out: its ``Finalized``, naming the utterance it ended."""
         closed, self._finalize_closed = self._finalize_closed, None
         self._ledger.finalized(self.audio_seconds, closed)
 
