@@ -71,13 +71,17 @@ def not_said_before(words: list[Word], tail: list[Word]) -> list[Word]:
     order: an unanchored pass that re-read committed audio and stopped at a pause aligns those
     words over the speech it did not decode, so their times alone look new ("thank you so
     much." heard again over "amiable woman he might have been", and committed)."""
-    keys = [normalize(w.text) for w in words]
-    said = [normalize(w.text) for w in tail]
+    return words[said_before([normalize(w.text) for w in words], [normalize(w.text) for w in tail]) :]
+
+
+def said_before(keys: list[str], said: list[str]) -> int:
+    """How many of ``keys``' first words (two or more, else 0) ``said`` holds together, in order."""
     n = 0
     for k in range(2, len(keys) + 1):
-        if any(said[i : i + k] == keys[:k] for i in range(len(said) - k + 1)):
-            n = k
-    return words[n:]
+        if not any(said[i : i + k] == keys[:k] for i in range(len(said) - k + 1)):
+            break
+        n = k
+    return n
 
 
 def without_unsure_tail(words: tuple[Word, ...]) -> tuple[Word, ...]:

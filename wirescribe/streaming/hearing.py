@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from wirescribe.asr.types import Segment, Transcript, Word
 from wirescribe.audio.vad import VoiceActivity
-from wirescribe.streaming.agreement import without_unsure_tail
+from wirescribe.streaming.agreement import said_before, without_unsure_tail
 from wirescribe.streaming.hallucinations import is_hallucination, is_loop, normalize, phrase
 from wirescribe.streaming.window import SR, Window
 
@@ -107,11 +107,8 @@ def repeats_committed(words: list[Word], committed: list[Word], window: Window) 
     the last committed words that ended before the window began (so the model could not have
     heard them there). Only a window with a prompt can echo one: its second pass has none."""
     keys = [k for k in (normalize(w.text) for w in words) if k]
-    if len(keys) < 2:
-        return False
     before = [normalize(w.text) for w in committed[-40:] if w.end <= window.offset + 0.05]
-    n = len(keys)
-    return any(before[i : i + n] == keys for i in range(len(before) - n + 1))
+    return len(keys) >= 2 and said_before(keys, before) == len(keys)
 
 
 def early_disagreements(own: list[Word], heard: list[Word], window: Window) -> tuple[int, int]:
