@@ -23,6 +23,18 @@ about, so an edge never needs to remember which one is open.
   committed. ``closed``: the utterance it ended (its :class:`UtteranceEnded`, reason
   ``finalize``, came just before), or None when none was open.
 
+Turns (only when the session's config asks for them, ``SessionConfig.turns``): a turn is what one
+speaker says before the other side should answer; it holds one or more utterances (a hesitation
+ends an utterance, not a turn). The end-of-turn model (``turn_taking.py``) decides.
+
+* :class:`TurnStarted` — turn ``turn`` began (its first speech); before any other event of it.
+* :class:`TurnUpdate` — the turn's text so far changed (at most about every 0.25 s).
+* :class:`EagerEndOfTurn` — the turn is probably over (``eager_eot_threshold``): an agent may start
+  preparing its answer; either :class:`TurnResumed` or :class:`TurnEnded` follows.
+* :class:`TurnResumed` — speech went on after an :class:`EagerEndOfTurn`: drop that answer.
+* :class:`TurnEnded` — the turn is over (``trigger``); its ``text`` is final: exactly the texts of
+  its utterances, whose :class:`UtteranceEnded` events all came before.
+
 The session's own settings that a client may change mid-stream live here too
 (:class:`SessionConfig`): they are the same for every protocol.
 """
@@ -40,6 +52,11 @@ MAX_KEYTERM_CHARS = 1000  # all keyterms together
 MAX_PROMPT_CHARS = 1000
 MIN_ENDPOINTING_MS, MAX_ENDPOINTING_MS = 100, 5000
 DEFAULT_ENDPOINTING_MS = 800
+
+
+MIN_EOT_THRESHOLD, MAX_EOT_THRESHOLD, DEFAULT_EOT_THRESHOLD = 0.5, 1.0, 0.7
+MIN_EAGER_EOT_THRESHOLD, MAX_EAGER_EOT_THRESHOLD = 0.3, 0.9
+MIN_EOT_TIMEOUT_MS, MAX_EOT_TIMEOUT_MS, DEFAULT_EOT_TIMEOUT_MS = 500, 10000, 5000
 
 
 class CloseReason(str, Enum):
@@ -85,7 +102,60 @@ class Finalized:
     closed: int | None = None  # the utterance this finalize ended (None: none was open)
 
 
-Event = SpeechStarted | TranscriptChanged | UtteranceEnded | Finalized
+class TurnTrigger(str, Enum):
+    """What ended a turn (the value is the wire name)."""
+
+    MODEL = "model"  # the end-of-turn model (with the transcript) passed eot_threshold
+    TIMEOUT = "timeout"  # eot_timeout_ms of silence, whatever the model said
+    FINALIZE = "finalize"  # the client asked (finalize, ForceEndTurn)
+    EOF = "eof"  # the input ended
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    turn: int  # 0, 1, 2, … in the session
+    at: float  # seconds: where its speech began
+
+
+@dataclass(frozen=True)
+class TurnUpdate:
+    turn: int
+    text: str  # the turn so far: its committed words, then the tentative tail
+    words: tuple[Word, ...]  # the turn's committed words so far
+    start: float  # seconds: the turn's audio window so far
+    end: float
+
+
+@dataclass(frozen=True)
+class EagerEndOfTurn:
+    turn: int
+    text: str  # the turn so far, as TurnUpdate (not final: the closing pass may still change it)
+    words: tuple[Word, ...]
+    confidence: float  # the end-of-turn probability that crossed eager_eot_threshold
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class TurnResumed:
+    turn: int
+    at: float  # seconds: where speech resumed
+    confidence: float  # the probability when it did (that the turn was over)
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    turn: int
+    text: str  # final: the texts of the turn's utterances, in order
+    words: tuple[Word, ...]
+    confidence: float  # the end-of-turn probability at the decision (1.0 for finalize/eof)
+    trigger: TurnTrigger
+    start: float
+    end: float
+
+
+TurnEvent = TurnStarted | TurnUpdate | EagerEndOfTurn | TurnResumed | TurnEnded
+Event = SpeechStarted | TranscriptChanged | UtteranceEnded | Finalized | TurnEvent
 Emit = Callable[[Event], Awaitable[None]]
 
 
@@ -98,6 +168,10 @@ class SessionConfig:
     keyterms: tuple[str, ...] = ()
     prompt: str = ""
     endpointing_ms: int = DEFAULT_ENDPOINTING_MS
+    turns: bool = False  # run the end-of-turn model and emit the Turn* events
+    eot_threshold: float = DEFAULT_EOT_THRESHOLD
+    eager_eot_threshold: float | None = None  # None: no EagerEndOfTurn
+    eot_timeout_ms: int = DEFAULT_EOT_TIMEOUT_MS
 
     @property
     def pause(self) -> float:
