@@ -99,7 +99,7 @@ class WhisperAdapter:
     def __init__(self, model: WhisperModel, rules: DecodeRules = DEFAULT_RULES) -> None:
         self.model = model
         self.rules = rules
-        self._tokenizers: dict[str, tuple[Tokenizer, list[int]]] = {}
+        self._tokenizers: dict[tuple[str, str], tuple[Tokenizer, list[int]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -140,20 +140,22 @@ class WhisperAdapter:
                 w.language = ranked[0][0][2:-2]  # "<|de|>" -> "de"
                 log.debug("detected language %s (p=%.2f)", w.language, ranked[0][1])
 
-    def _tokenizer(self, language: str) -> tuple[Tokenizer, list[int]]:
-        """The tokenizer for ``language`` and the tokens it suppresses (built once per language)."""
+    def _tokenizer(self, language: str, task: str = "transcribe") -> tuple[Tokenizer, list[int]]:
+        """The tokenizer for ``language`` and ``task`` (``transcribe`` or ``translate``: the task
+        token of the prompt) and the tokens it suppresses (built once per pair)."""
+        task = task if self.multilingual else "transcribe"  # an English-only model has no task token
         with self._lock:
-            if language not in self._tokenizers:
-                tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, "transcribe", language)
+            if (language, task) not in self._tokenizers:
+                tokenizer = Tokenizer(self.model.hf_tokenizer, self.multilingual, task, language)
                 suppressed = get_suppressed_tokens(tokenizer, list(self.rules.suppress_tokens))
-                self._tokenizers[language] = (tokenizer, list(suppressed or ()))
-            return self._tokenizers[language]
+                self._tokenizers[language, task] = (tokenizer, list(suppressed or ()))
+            return self._tokenizers[language, task]
 
     def _decode_group(self, windows: list[Window]) -> None:
         """``generate_segments``'s loop for windows of one group. A window under 30 s usually
         takes one pass; one whose last segment is unfinished goes on from its last timestamp or
         word, as in faster-whisper, in a later (smaller) batch."""
-        tokenizer, suppressed = self._tokenizer(windows[0].language)
+        tokenizer, suppressed = self._tokenizer(windows[0].language, windows[0].options.task)
         hot = self._hot_tokens(tokenizer, windows[0].options.hotwords)  # the group shares them
         limit = self._prompt_limit - len(hot)  # previous text makes room for the hotwords
         for w in windows:

@@ -59,6 +59,11 @@ class DecodeOptions:
     """
 
     language: str | None = None  # None: English for *.en models, else detected per window
+    # "transcribe", or "translate": Whisper's task token, English text from speech in any
+    # language (a multilingual model only; an English-only model always transcribes).
+    task: str = "transcribe"
+    # Which loaded model decodes the window (None: the default; see ``asr/registry.py``).
+    model: str | None = None
     prompt: str | None = None
     # Text the model sees before the previous text of *every* pass (faster-whisper's ``hotwords``):
     # names and terms to favour. The previous text is cut to leave room for it, never it.
@@ -86,6 +91,8 @@ class DecodeOptions:
             raise ValueError("single_pass needs without_timestamps")
         if not self.temperature:
             raise ValueError("temperature needs at least one value")
+        if self.task not in ("transcribe", "translate"):
+            raise ValueError(f"task must be transcribe or translate, not {self.task!r}")
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, not {self.beam_size}")
 

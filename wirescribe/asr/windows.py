@@ -30,12 +30,12 @@ def context_frames(audio_seconds: float, context_seconds: float | None) -> int:
 
 
 def group_key(options: DecodeOptions, language: str) -> tuple[Any, ...]:
-    """What windows must share to go through the model in one call: the tokenizer (language),
+    """What windows must share to go through the model in one call: the tokenizer (language, task),
     the search (beam size, temperatures), the prompt's shape (timestamp tokens) and whether the
     call aligns words, and the hotwords (the prompt's fixed head, so that only the previous text
     is cut to a shared length). Prompt text, context, token budget and passes are each window's own."""
     o = options
-    return language, o.beam_size, o.temperature, o.without_timestamps, o.word_timestamps, o.hotwords
+    return language, o.task, o.beam_size, o.temperature, o.without_timestamps, o.word_timestamps, o.hotwords
 
 
 class Window:
