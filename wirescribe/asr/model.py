@@ -14,11 +14,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wirescribe.asr.adapter import WhisperAdapter
+from wirescribe.asr.base_model import BASE_MODEL, BaseModelError, base_model_dir
 from wirescribe.asr.config import (
     EMBEDDED_MODEL,
     ModelConfig,
@@ -26,7 +29,8 @@ from wirescribe.asr.config import (
     resolve_device,
     resolve_model_source,
 )
-from wirescribe.asr.types import BatchItem, DecodeOptions, Segment, Transcript, Word
+from wirescribe.asr.registry import ModelSet, ModelSpec, check_memory
+from wirescribe.asr.types import BatchItem, DecodeOptions, ModelBackend, Segment, Transcript, Word
 
 __all__ = [
     "EMBEDDED_MODEL",
@@ -39,6 +43,7 @@ __all__ = [
     "Transcriber",
     "Transcript",
     "Word",
+    "load_models",
     "resolve_device",
     "resolve_model_source",
 ]
@@ -66,8 +71,16 @@ class Transcriber:
 
     @classmethod
     def load(cls, config: ModelConfig) -> Transcriber:
-        """Load the model named by ``config``; :class:`ModelLoadError` says what was tried."""
-        name, source = resolve_model_source(config.model)
+        """Load the model named by ``config``; :class:`ModelLoadError` says what was tried.
+        ``base`` is the multilingual model assembled from its PyPI parts (``base_model.py``),
+        offline; a directory or another faster-whisper name as :func:`resolve_model_source` says."""
+        if config.model == BASE_MODEL and not Path(config.model).is_dir():
+            try:
+                name, source = BASE_MODEL, str(base_model_dir())
+            except BaseModelError as e:
+                raise ModelLoadError(str(e)) from None
+        else:
+            name, source = resolve_model_source(config.model)
         try:
             device = resolve_device(config.device)
             compute_type = resolve_compute_type(config.compute_type, device)
@@ -108,6 +121,30 @@ class Transcriber:
         """Blocking: transcribe several windows in one model call (the scheduler's batches);
         results in the order of ``items``; an error in any window raises for the whole call."""
         return self.adapter.decode(items)
+
+
+def load_models(config: ModelConfig, extra: Sequence[ModelSpec] = (), memory_mb: int = 0) -> ModelBackend:
+    """The default model of ``config`` and the ``extra`` ones (``STT_MODELS``): the default
+    alone as a :class:`Transcriber` when there are none (the English path as it always was),
+    else a :class:`ModelSet` of all, after checking that they fit ``memory_mb`` (0: the machine).
+    Each model gets its own budget of workers (its spec's, else ``config.num_workers``)."""
+    specs = [ModelSpec(config.model, config.num_workers)] + [s for s in extra if s.name != config.model]
+    if len(specs) == 1:
+        return Transcriber.load(config)
+    try:
+        check_memory(specs, config.num_workers or 1, memory_mb)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
+    models: dict[str, ModelBackend] = {}
+    budgets: dict[str, int] = {}
+    for spec in specs:
+        workers = spec.workers or config.num_workers or 1
+        loaded = Transcriber.load(replace(config, model=spec.name, num_workers=workers))
+        if loaded.name in models:
+            raise ModelLoadError(f"two models are called {loaded.name!r} (STT_MODEL, STT_MODELS)")
+        models[loaded.name] = loaded
+        budgets[loaded.name] = spec.workers
+    return ModelSet(models, next(iter(models)), budgets)
 
 
 TranscribeFn = Callable[[np.ndarray, DecodeOptions], Transcript]
