@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from wirescribe.asr.config import ModelConfig, resolve_device
+from wirescribe.asr.registry import ModelSpec, parse_models
 from wirescribe.logs import FORMATS as LOG_FORMATS
 from wirescribe.logs import LEVELS as LOG_LEVELS
 
@@ -185,6 +186,8 @@ class Settings:
     scheduler_workers: int = 0  # model calls running at once (0: auto, see resolved())
     batch_size: int = 0  # windows of several sessions per model call (0: auto: 8 on CUDA, 1 on CPU)
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
+    models: tuple[ModelSpec, ...] = ()  # STT_MODELS: loaded besides STT_MODEL (asr/registry.py)
+    models_memory_mb: int = 0  # STT_MODELS_MEMORY_MB: what all models may take (0: the machine's)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -231,6 +234,8 @@ class Settings:
             scheduler_workers=e.number("SCHEDULER_WORKERS", d.scheduler_workers),
             batch_size=e.number("BATCH_SIZE", d.batch_size),
             encoder_context=e.number("ENCODER_CONTEXT", d.encoder_context, 0, 30),
+            models=models_from_env(e),
+            models_memory_mb=e.number("MODELS_MEMORY_MB", d.models_memory_mb),
         )
 
     def resolved(self, cores: int | None = None) -> Settings:
@@ -298,3 +303,11 @@ def model_from_env(env: _Env | Mapping[str, str], **overrides: Any) -> ModelConf
         num_workers=e.number("NUM_WORKERS", d.num_workers),
     )
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def models_from_env(e: _Env) -> tuple[ModelSpec, ...]:
+    """``STT_MODELS``: more models by name, ``name[:workers]`` separated by commas."""
+    try:
+        return parse_models(e.text("MODELS", ""))
+    except ValueError as error:
+        raise SettingsError(f"STT_MODELS: {error}") from None
