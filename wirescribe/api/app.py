@@ -39,7 +39,7 @@ from wirescribe.api.hosts import HostGate, HostPolicy
 from wirescribe.api.lifecycle import ShutdownHook, drain, make_fork_safe
 from wirescribe.api.metrics import CONTENT_TYPE, Metrics
 from wirescribe.api.state import AppState, FileTurns, default_node
-from wirescribe.asr.model import ModelLoadError, Transcriber
+from wirescribe.asr.model import ModelLoadError, load_models
 from wirescribe.asr.scheduler import Scheduler
 from wirescribe.asr.types import ModelBackend
 from wirescribe.audio.decode import ffmpeg_version, find_ffmpeg, use_ffmpeg
@@ -67,7 +67,9 @@ async def _build_state(
     log.info("ffmpeg: %s (%s)", ffmpeg, await asyncio.to_thread(ffmpeg_version, ffmpeg))
     try:
         if transcriber is None:
-            transcriber = await asyncio.to_thread(Transcriber.load, settings.model)
+            transcriber = await asyncio.to_thread(
+                load_models, settings.model, settings.models, settings.models_memory_mb
+            )
     except ModelLoadError as e:
         raise StartupError(str(e)) from None
     probability = await asyncio.to_thread(silero_probability)
