@@ -154,8 +154,17 @@ class TurnEnded:
     end: float
 
 
+@dataclass(frozen=True)
+class LanguageDetected:
+    """A session without a language (``language=auto``) has heard enough speech to tell which
+    it is: from here on every window is decoded in ``language`` (once per session)."""
+
+    language: str
+    at: float  # seconds: the end of the window it was heard in
+
+
 TurnEvent = TurnStarted | TurnUpdate | EagerEndOfTurn | TurnResumed | TurnEnded
-Event = SpeechStarted | TranscriptChanged | UtteranceEnded | Finalized | TurnEvent
+Event = SpeechStarted | TranscriptChanged | UtteranceEnded | Finalized | LanguageDetected | TurnEvent
 Emit = Callable[[Event], Awaitable[None]]
 
 
@@ -172,6 +181,8 @@ class SessionConfig:
     eot_threshold: float = DEFAULT_EOT_THRESHOLD
     eager_eot_threshold: float | None = None  # None: no EagerEndOfTurn
     eot_timeout_ms: int = DEFAULT_EOT_TIMEOUT_MS
+    model: str | None = None  # which loaded model decodes the session (None: the default)
+    task: str = "transcribe"  # or "translate": English text from speech in any language
 
     @property
     def pause(self) -> float:
