@@ -11,7 +11,13 @@ CLOSING_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def live_decode_options(
-    window: Window, language: str | None, context_seconds: float | None, hotwords: str | None = None
+    window: Window,
+    language: str | None,
+    context_seconds: float | None,
+    hotwords: str | None = None,
+    *,
+    task: str = "transcribe",
+    model: str | None = None,
 ) -> DecodeOptions:
     """Decoding for live windows: one greedy pass, no temperature fallback (a retry costs more than it
     saves here, and the next update re-reads the audio anyway), a short encoder context, and a
@@ -23,6 +29,8 @@ def live_decode_options(
     closing = window.closes_utterance
     return DecodeOptions(
         language=language,
+        task=task,  # translate: the same windows and passes, English text
+        model=model,
         prompt=window.prompt or None,
         hotwords=hotwords,
         beam_size=CLOSING_BEAM if closing else 1,
