@@ -199,7 +199,7 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
             context_seconds=settings.encoder_context if settings.encoder_context < 30 else None,
             decode_timeout=settings.decode_timeout, session_id=session_id,
             min_input_bitrate=settings.min_input_bitrate if setup.format == "auto" else 0.0,
-            observer=state.metrics,
+            observer=state.metrics, turn_scorer=state.turn_scorer,
         ) as session:  # fmt: skip
             meter = _AudioMeter(session, state.metrics)
             conn = _Connection(websocket, session, connection, settings, outbox, meter, dialect,

@@ -19,6 +19,7 @@ from wirescribe.asr.scheduler import Scheduler
 from wirescribe.asr.types import ModelBackend
 from wirescribe.audio.vad import ProbabilityFn
 from wirescribe.settings import Settings
+from wirescribe.streaming.live_turns import TurnScorer
 
 
 class FileTurns:
@@ -45,6 +46,7 @@ class AppState:
     vad_probability: ProbabilityFn
     metrics: Metrics
     file_turns: FileTurns
+    turn_scorer: TurnScorer | None = None  # the end-of-turn model (None: not installed)
     sessions: dict[str, LiveConnection] = field(default_factory=dict)
     node: str = field(default_factory=lambda: default_node())  # ready.node: who holds the session
     draining: bool = False  # shutting down: new sessions and uploads are refused
