@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from wirescribe.asr.registry import ModelSet, UnknownModel
+from wirescribe.asr.types import ModelBackend
 from wirescribe.streaming.events import (
     MAX_ENDPOINTING_MS,
     MAX_KEYTERM_CHARS,
@@ -95,3 +97,49 @@ def flag(name: str, value: str) -> bool:
     if value.lower() in ("false", "0"):
         return False
     raise OptionError(f"{name} must be true or false, not {shown(value)}")
+
+
+AUTO = "auto"  # language=auto: detect it from the first seconds of speech
+TASKS = ("transcribe", "translate")
+
+
+def model_name(value: object, models: ModelSet) -> str:
+    """A loaded model's name (``model=``); the default when empty."""
+    if value is None or value == "":
+        return models.default
+    if not isinstance(value, str):
+        raise OptionError("model must be a string")
+    try:
+        return models.resolve(value)
+    except UnknownModel:
+        loaded = ", ".join(models.names)
+        raise OptionError(f"model {shown(value)} is not loaded here (loaded: {loaded})") from None
+
+
+def session_language(value: object, model: ModelBackend, name: str) -> str | None:
+    """The language a session of ``model`` (called ``name``) decodes in: ``auto`` or nothing is
+    None (detect) for a multilingual model and English for an English-only one; a code the model
+    does not know is refused, and an English-only model asked for another language says so."""
+    if value is None or value == "" or value == AUTO:
+        return model.default_language
+    if not isinstance(value, str):
+        raise OptionError("language must be a string")
+    code = value.strip().lower()
+    if model.default_language is not None and code != model.default_language and code.isalpha():
+        raise OptionError(
+            f"model {name} speaks English only, not {shown(value)}: ask for a multilingual model"
+            " (GET /v1/models lists the loaded ones) or language=en"
+        )
+    return language(code, model.supported_languages)
+
+
+def task(value: object, model: ModelBackend, name: str) -> str:
+    """``transcribe`` (the default) or ``translate`` (English text from any language), the
+    latter for a multilingual model only."""
+    if value is None or value == "":
+        return "transcribe"
+    if not isinstance(value, str) or value not in TASKS:
+        raise OptionError(f"task must be transcribe or translate, not {shown(str(value))}")
+    if value == "translate" and model.default_language is not None:
+        raise OptionError(f"model {name} speaks English only and cannot translate: use a multilingual one")
+    return value
