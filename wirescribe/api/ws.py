@@ -15,6 +15,7 @@ from fastapi import WebSocket
 
 from wirescribe.api import edge, protocol
 from wirescribe.api.deps import State
+from wirescribe.api.language_choice import LanguageDetected, LanguageReport, choose_native, native_params
 from wirescribe.api.edge import Action, Configure, Dialect, End, Finalize, KeepAlive, Message, SessionSetup
 from wirescribe.api.protocol import SessionParams
 from wirescribe.api.state import AppState
@@ -27,19 +28,22 @@ class NativeDialect(Dialect):
 
     def __init__(self) -> None:
         self._params = SessionParams()
+        self._language = LanguageReport()  # the model, language and task chosen (language_choice.py)
 
     def setup(self, websocket: WebSocket, state: AppState) -> SessionSetup:
-        transcriber = state.transcriber
-        params = protocol.parse_params(
-            websocket.query_params, transcriber.supported_languages, transcriber.default_language
-        )
-        self._params = params
+        choice, query = choose_native(websocket.query_params, state.transcriber)
+        params = protocol.parse_params(query, choice.model.supported_languages, choice.model.default_language)
+        self._params = params = native_params(params, choice)
+        self._language = LanguageReport(choice)
         return SessionSetup(params.format, params.sample_rate, params.config)
 
     def greeting(self, session_id: str, state: AppState, setup: SessionSetup) -> Sequence[Message]:
-        return (protocol.ready_message(session_id, state.transcriber.name, self._params, state.node),)
+        model = self._params.config.model or state.transcriber.name
+        return (self._language.tag(protocol.ready_message(session_id, model, self._params, state.node)),)
 
     def event(self, event: Event) -> Sequence[Message]:
+        if isinstance(event, LanguageDetected):
+            return self._language.detected(event)
         if isinstance(event, TranscriptChanged):
             return (protocol.transcript_message(event, event.words if self._params.words else None),)
         if not self._params.events:
@@ -47,7 +51,7 @@ class NativeDialect(Dialect):
         if isinstance(event, SpeechStarted):
             return (protocol.speech_started_message(event),)
         if isinstance(event, UtteranceEnded):
-            return (protocol.utterance_end_message(event),)
+            return (self._language.tag(protocol.utterance_end_message(event)),)
         return ()
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[Action]:
@@ -64,7 +68,7 @@ class NativeDialect(Dialect):
         return (protocol.configured_message(config),)
 
     def final(self, final: FinalTranscript) -> Sequence[Message]:
-        return (protocol.final_message(final, words=self._params.words),)
+        return (self._language.tag(protocol.final_message(final, words=self._params.words)),)
 
 
 async def transcribe_ws(websocket: WebSocket, state: State) -> None:

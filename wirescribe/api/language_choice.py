@@ -1,0 +1,96 @@
+"""Model, language and task of a session, the same for every protocol: which loaded model, which
+language (or ``auto``), transcribe or translate; and how the native protocol reports them.
+
+Every protocol edge reads its own parameters (``model=``, ``language=``, ``task=`` on
+``/ws/transcribe``; Deepgram's ``model``/``language``/``detect_language``; OpenAI's
+``model``/``language``) and hands them to :func:`choose`, which checks them against the loaded
+models (:class:`~wirescribe.asr.registry.ModelSet`): an unknown model, a language the model does
+not know, an English-only model asked for another language or for a translation are each an
+:class:`~wirescribe.api.session_options.OptionError` the edge turns into its own error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from wirescribe.api import session_options
+from wirescribe.api.protocol import ProtocolError, SessionParams
+from wirescribe.api.session_options import OptionError
+from wirescribe.asr.registry import models_of
+from wirescribe.asr.types import ModelBackend
+from wirescribe.streaming.events import LanguageDetected, SessionConfig
+
+__all__ = ["Choice", "LanguageDetected", "LanguageReport", "choose", "choose_native"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A session's model (its loaded name and the model), language (None: detect) and task."""
+
+    name: str
+    model: ModelBackend
+    language: str | None
+    task: str
+
+    @property
+    def multilingual(self) -> bool:
+        return self.model.default_language is None
+
+    def configure(self, config: SessionConfig) -> SessionConfig:
+        return replace(config, model=self.name, language=self.language, task=self.task)
+
+
+def choose(backend: ModelBackend, model: object = None, language: object = None, task: object = None) -> Choice:
+    """Check a session's ``model``, ``language`` (``auto``, empty or None: the model's default)
+    and ``task`` against the loaded models; :class:`OptionError` says what is wrong."""
+    models = models_of(backend)
+    name = session_options.model_name(model, models)
+    chosen = models.get(name)
+    return Choice(
+        name,
+        chosen,
+        session_options.session_language(language, chosen, name),
+        session_options.task(task, chosen, name),
+    )
+
+
+def choose_native(query: Mapping[str, str], backend: ModelBackend) -> tuple[Choice, dict[str, str]]:
+    """``/ws/transcribe``'s ``model``, ``language``, ``task``: the choice, and the query as
+    :func:`~wirescribe.api.protocol.parse_params` then reads it (its language the chosen one)."""
+    try:
+        choice = choose(backend, query.get("model"), query.get("language"), query.get("task"))
+    except OptionError as e:
+        raise ProtocolError("bad_request", str(e)) from e
+    rest = {k: v for k, v in query.items() if k not in ("model", "language", "task")}
+    if choice.language is not None:
+        rest["language"] = choice.language
+    return choice, rest
+
+
+def native_params(params: SessionParams, choice: Choice) -> SessionParams:
+    """``params`` with the choice in its config (the model and task travel to every window)."""
+    return replace(params, language=choice.language, config=choice.configure(params.config))
+
+
+class LanguageReport:
+    """What the native protocol says of a session's language: a multilingual model's session
+    gets a ``language`` message once it is detected, and ``language`` in ``utterance_end`` and
+    ``final``; an English-only model's messages stay exactly as they were."""
+
+    def __init__(self, choice: Choice | None = None) -> None:
+        self.report = choice is not None and choice.multilingual
+        self.language = choice.language if choice is not None else None
+        self.task = choice.task if choice is not None else "transcribe"
+
+    def detected(self, event: LanguageDetected) -> tuple[dict[str, Any], ...]:
+        self.language = event.language
+        return ({"type": "language", "language": event.language, "at": event.at},)
+
+    def tag(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.report:
+            message["language"] = self.language
+            if self.task != "transcribe":
+                message["task"] = self.task
+        return message
