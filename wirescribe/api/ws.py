@@ -15,8 +15,8 @@ from fastapi import WebSocket
 
 from wirescribe.api import edge, protocol
 from wirescribe.api.deps import State
-from wirescribe.api.language_choice import LanguageDetected, LanguageReport, choose_native, native_params
 from wirescribe.api.edge import Action, Configure, Dialect, End, Finalize, KeepAlive, Message, SessionSetup
+from wirescribe.api.language_choice import LanguageDetected, LanguageReport, choose_native, native_params
 from wirescribe.api.protocol import SessionParams
 from wirescribe.api.state import AppState
 from wirescribe.streaming.events import Event, SessionConfig, SpeechStarted, TranscriptChanged, UtteranceEnded
