@@ -42,7 +42,9 @@ class Choice:
         return replace(config, model=self.name, language=self.language, task=self.task)
 
 
-def choose(backend: ModelBackend, model: object = None, language: object = None, task: object = None) -> Choice:
+def choose(
+    backend: ModelBackend, model: object = None, language: object = None, task: object = None
+) -> Choice:
     """Check a session's ``model``, ``language`` (``auto``, empty or None: the model's default)
     and ``task`` against the loaded models; :class:`OptionError` says what is wrong."""
     models = models_of(backend)
