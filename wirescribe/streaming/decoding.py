@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from wirescribe.asr.types import DecodeOptions
+from dataclasses import replace
+
+from wirescribe.asr.types import DecodeOptions, Transcript
+from wirescribe.streaming.events import LanguageDetected, SessionConfig
 from wirescribe.streaming.window import Window
 
+SAMPLE_RATE = 16000
 SHORT_WINDOW = 3.5
 CLOSING_BEAM = 5
 CLOSING_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -53,3 +57,22 @@ def live_decode_options(
         without_timestamps=True,
         single_pass=True,
     )
+
+
+DETECT_SECONDS = 2.0  # a window this long with words in it fixes an auto session's language
+
+
+def detect_language(
+    config: SessionConfig, window: Window, result: Transcript
+) -> tuple[SessionConfig, LanguageDetected] | None:
+    """A session with no language (``language=auto``, a multilingual model) decodes each window
+    in the language Whisper hears in it; the first window that heard words over at least
+    ``DETECT_SECONDS`` of audio (or that closed an utterance) fixes the language for the rest of
+    the session, so later windows do not each guess anew: the new config and the event that
+    tells the edge (once). None while the language is set or not yet heard."""
+    if config.language is not None or not result.text:
+        return None
+    if window.seconds < DETECT_SECONDS and not window.closes_utterance:
+        return None
+    detected = LanguageDetected(result.language, round(window.end / SAMPLE_RATE, 3))
+    return replace(config, language=result.language), detected
