@@ -50,7 +50,7 @@ from wirescribe.asr.types import DecodeOptions, Transcript
 from wirescribe.audio.allowance import audio_allowance
 from wirescribe.audio.decode import DecodeError, StreamDecoder
 from wirescribe.streaming.arrivals import Arrivals, score_off_loop
-from wirescribe.streaming.decoding import live_decode_options
+from wirescribe.streaming.decoding import LanguageDetected, detect_language, live_decode_options
 from wirescribe.streaming.errors import DECODER_ERRORS, DecoderStalled, decoder_error
 from wirescribe.streaming.events import CloseReason, Emit, SessionConfig, TranscriptChanged
 from wirescribe.streaming.policy import MAX_CLOSING_WINDOWS, SR, FinalTranscript, StreamingPolicy, Window
@@ -118,6 +118,7 @@ class LiveSession:
         self._observer = observer
         self._heard = Arrivals()
         self._last_cut: float | None = None  # scheduler clock: when the last window was cut
+        self._detected: list[LanguageDetected] = []  # language=auto: told before the next events
         self.limit_reached = False
 
     async def __aenter__(self) -> LiveSession:
@@ -336,7 +337,8 @@ class LiveSession:
             return None
         self._last_cut = self._scheduler.clock()
         config = self._config
-        options = live_decode_options(window, config.language, self._context_seconds, config.hotwords())
+        options = live_decode_options(window, config.language, self._context_seconds, config.hotwords(),
+                                      task=config.task, model=config.model)  # fmt: skip
         return window.audio, options, window
 
     def _urgency(self, request: CloseReason | None) -> Urgency:
@@ -364,12 +366,23 @@ class LiveSession:
                 if request is None:
                     break
         finally:
+            await self._send_detected()
             await self._send_events()
+
+    async def _send_detected(self) -> None:
+        """The language an auto session was found to speak, before the events of its window."""
+        async with self._emitting:
+            detected, self._detected = self._detected, []
+            for event in detected:
+                await self._emit(event)
 
     def _apply(self, window: Window, result: Transcript) -> None:
         if self._observer is not None:
             self._observer.observe_lag(max(0.0, (self._decoded_samples - window.end) / SR))
         self._policy.apply(window, result)
+        if (detected := detect_language(self._config, window, result)) is not None:
+            self._config, event = detected  # language=auto: heard; every later window decodes in it
+            self._detected.append(event)
         self._heard.forget_before(self._policy.total_samples - int(self._policy.window_seconds * SR))
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
