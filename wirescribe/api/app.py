@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wirescribe import logs
 from wirescribe.api import auth, openai_rest, security, ws
-from wirescribe.api.compat import dialects
+from wirescribe.api.compat import deepgram_flux_ws, dialects
 from wirescribe.api.deps import STATE_KEY, DocsGate, State, require_token, state_of, state_of_app
 from wirescribe.api.exposure import warn_when_exposed
 from wirescribe.api.hosts import HostGate, HostPolicy
@@ -202,6 +202,7 @@ def create_app(
     api.add_api_websocket_route("/ws/transcribe", ws.transcribe_ws)
     api.add_api_websocket_route("/v1/realtime", dialects.realtime_ws)  # OpenAI Realtime transcription
     api.add_api_websocket_route("/v1/listen", dialects.listen_ws)  # Deepgram live
+    api.add_api_websocket_route("/v2/listen", deepgram_flux_ws.listen_v2_ws)  # Deepgram Flux (turns)
     api.include_router(openai_rest.router)
     api.include_router(auth.router)
     return api
