@@ -96,3 +96,47 @@ class LanguageReport:
             if self.task != "transcribe":
                 message["task"] = self.task
         return message
+
+
+# The model names OpenAI's clients send: they stand for this server's default model, or for a
+# multilingual one when the default cannot do what is asked (another language, a translation).
+OPENAI_ALIASES = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+
+
+def choose_openai(backend: ModelBackend, model: object, language: object, task: str = "transcribe") -> Choice:
+    """OpenAI's ``model`` (a loaded name, or one of :data:`OPENAI_ALIASES`), ``language`` and
+    ``task``; :class:`OptionError` as :func:`choose`, :class:`UnknownModelName` for an unknown model."""
+    models = models_of(backend)
+    name = model.strip() if isinstance(model, str) else None
+    if not name or name in OPENAI_ALIASES:
+        default = models.get(None)
+        english_only = default.default_language is not None
+        wants_other = task == "translate" or (
+            isinstance(language, str) and language.strip().lower() not in ("", "auto", "en")
+        )
+        multilingual = [n for n in models.names if models.get(n).default_language is None]
+        name = multilingual[0] if english_only and wants_other and multilingual else models.default
+    elif name not in models.names:
+        raise UnknownModelName(f"The model '{name[:60]}' does not exist (loaded: {', '.join(models.names)})")
+    return choose(backend, name, language, task)
+
+
+class UnknownModelName(OptionError):
+    """A client named a model that is not loaded here."""
+
+
+def model_list(backend: ModelBackend) -> dict[str, Any]:
+    """``GET /v1/models`` as OpenAI's clients read it (``client.models.list()``), with what
+    each model speaks beside OpenAI's fields."""
+    models = models_of(backend)
+    data = []
+    for name in models.names:
+        model = models.get(name)
+        data.append({
+            "id": name, "object": "model", "created": 0, "owned_by": "wirescribe",
+            "default": name == models.default,
+            "multilingual": model.default_language is None,
+            "languages": list(model.supported_languages),
+            "tasks": ["transcribe", "translate"] if model.default_language is None else ["transcribe"],
+        })  # fmt: skip
+    return {"object": "list", "data": data}

@@ -1,14 +1,18 @@
-"""OpenAI-compatible file transcription: ``POST /v1/audio/transcriptions``.
+"""OpenAI-compatible files and models: ``POST /v1/audio/transcriptions``,
+``POST /v1/audio/translations`` (English text from speech in any language) and ``GET /v1/models``.
 
 Shaped like OpenAI's endpoint (:mod:`openai_format`), so OpenAI's own clients work unchanged::
 
     client = OpenAI(base_url="http://localhost:8000/v1", api_key=STT_TOKEN or "unused")
     client.audio.transcriptions.create(model="whisper-1", file=open("talk.mp3", "rb"))
 
-The ``model`` field is accepted (any value) and never loads another model: the server's own
-model answers, the one the live sessions share. The file goes through the same scheduler in
-chunks of at most 30 s (:mod:`file_transcription`), so an upload takes turns with the live
-sessions instead of holding the model for the length of the file.
+The ``model`` field names one of the loaded models (``GET /v1/models``); OpenAI's own names
+(``whisper-1``, …) stand for the default model, or for a multilingual one when the default
+speaks English only and the request asks for another language or a translation. A model that
+is not loaded is OpenAI's 404 ``model_not_found``; nothing is ever loaded for a request. The
+file goes through the same scheduler in chunks of at most 30 s (:mod:`file_transcription`), so
+an upload takes turns with the live sessions instead of holding the model for the length of
+the file.
 
 The request body is limited (``STT_MAX_UPLOAD_BYTES``: 413, counted while it arrives) and never
 held in memory: Starlette's multipart parser spools the file to a temporary file, which is
@@ -28,7 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import Gauge
@@ -38,8 +42,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from wirescribe import logs as logging_setup
-from wirescribe.api import security
+from wirescribe.api import language_choice, security
 from wirescribe.api.deps import State
+from wirescribe.api.language_choice import Choice
 from wirescribe.api.openai_format import (
     GRANULARITIES,
     RESPONSE_FORMATS,
@@ -49,8 +54,9 @@ from wirescribe.api.openai_format import (
     render,
     temperatures,
 )
+from wirescribe.api.session_options import OptionError
 from wirescribe.api.state import AppState
-from wirescribe.api.tokens import TokenRefused
+from wirescribe.api.tokens import Grant, TokenRefused
 from wirescribe.asr.model import DecodeOptions, Transcript
 from wirescribe.asr.scheduler import SchedulerClosed
 from wirescribe.audio.decode import DecodeError, DecoderFailure, FfmpegStreamDecoder
@@ -70,7 +76,7 @@ _FORM_SCHEMA = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "audio in any format ffmpeg reads"},
-        "model": {"type": "string", "description": "accepted and ignored: the server's own model answers"},
+        "model": {"type": "string", "description": "a loaded model (GET /v1/models); whisper-1: the default"},
         "language": {"type": "string", "description": "ISO-639-1 code, e.g. en (default: detected)"},
         "prompt": {"type": "string", "description": "text to guide spelling and style"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
@@ -91,7 +97,36 @@ _FORM_SCHEMA = {
     },
 )
 async def create_transcription(request: Request, state: State) -> Response:
-    """Transcribe the uploaded ``file`` with the server's model (``model`` is ignored)."""
+    """Transcribe the uploaded ``file`` with the model its ``model`` field names."""
+    return await _file_request(request, state, "transcribe")
+
+
+_TRANSLATION_SCHEMA = {
+    **_FORM_SCHEMA,
+    "properties": {k: v for k, v in _FORM_SCHEMA["properties"].items() if k != "language"},  # type: ignore[attr-defined]
+}
+
+
+@router.post(
+    "/v1/audio/translations",
+    summary="Translate speech in any language into English text (OpenAI-compatible)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _TRANSLATION_SCHEMA}}}
+    },
+)
+async def create_translation(request: Request, state: State) -> Response:
+    """English text from the uploaded ``file``, whatever its language (a multilingual model)."""
+    return await _file_request(request, state, "translate")
+
+
+@router.get("/v1/models", summary="The loaded models (OpenAI-compatible)")
+async def list_models(request: Request, state: State) -> dict[str, Any]:
+    """The models this server has loaded, as OpenAI's ``client.models.list()`` reads them."""
+    _authorize(request, state)
+    return language_choice.model_list(state.transcriber)
+
+
+async def _file_request(request: Request, state: AppState, task: str) -> Response:
     turns = state.file_turns
     metrics = state.metrics
     context = logging_setup.session_id.set(f"file-{uuid.uuid4().hex[:8]}")
@@ -104,7 +139,7 @@ async def create_transcription(request: Request, state: State) -> Response:
             await turns.semaphore.acquire()  # before the body is read: a waiting upload holds no file
         try:
             with _gauge(metrics.file_transcriptions_in_progress):
-                return await _transcribe_request(request, state)
+                return await _transcribe_request(request, state, task)
         finally:
             turns.semaphore.release()
     except ApiError as e:
@@ -127,16 +162,15 @@ async def create_transcription(request: Request, state: State) -> Response:
         logging_setup.session_id.reset(context)
 
 
-def _admit(request: Request, state: AppState) -> None:
-    """Origin, token, shutdown and the length of the line, checked before the body is read."""
-    files = state.settings.files
+def _authorize(request: Request, state: AppState) -> Grant | None:
+    """The origin and the token (401/403 in OpenAI's shape); the grant to spend, if any."""
     origin = request.headers.get("origin")
     if not security.origin_allowed(state.settings.allowed_origins, origin):  # as on the WebSocket
         message = f"origin {origin!r} is not allowed"
         raise ApiError(403, message, code="origin_not_allowed", metric="unauthorized")
     presented = security.presented_token(request.headers, request.query_params)
     try:
-        grant = security.authorize(state.settings.token, state.tokens, presented, origin)
+        return security.authorize(state.settings.token, state.tokens, presented, origin)
     except security.AccessDenied as e:
         reason = str(e)
         if reason == security.TOKEN_REQUIRED:
@@ -144,6 +178,12 @@ def _admit(request: Request, state: AppState) -> None:
         raise ApiError(
             401, reason, code="invalid_api_key", metric="unauthorized", headers={"WWW-Authenticate": "Bearer"}
         ) from None
+
+
+def _admit(request: Request, state: AppState) -> None:
+    """Origin, token, shutdown and the length of the line, checked before the body is read."""
+    grant = _authorize(request, state)
+    files = state.settings.files
     if state.draining:
         raise ApiError(503, "the server is shutting down", kind="server_error", metric="busy")
     if state.file_turns.admitted >= files.max_jobs + files.max_queue:
@@ -162,7 +202,7 @@ def _admit(request: Request, state: AppState) -> None:
             raise ApiError(401, str(e), code="invalid_api_key", metric="unauthorized") from None
 
 
-async def _transcribe_request(request: Request, state: AppState) -> Response:
+async def _transcribe_request(request: Request, state: AppState, task: str) -> Response:
     config = state.settings.files
     form = await _read_form(request, config.max_upload_bytes)
     try:
@@ -171,9 +211,12 @@ async def _transcribe_request(request: Request, state: AppState) -> Response:
             raise invalid(
                 "the audio file is missing: send it as the multipart field 'file'", "file", "missing_file"
             )
-        req = parse_request(form, state.transcriber.supported_languages)
+        choice = _choose(form, state, task)
+        req = parse_request(form, choice.model.supported_languages)
         options = DecodeOptions(
-            language=req.language or state.transcriber.default_language,
+            language=choice.language,
+            task=choice.task,
+            model=choice.name,
             prompt=req.prompt,
             beam_size=config.beam_size,
             word_timestamps=req.words,
@@ -191,6 +234,18 @@ async def _transcribe_request(request: Request, state: AppState) -> Response:
     state.metrics.count_audio(transcript.duration, "file")
     state.metrics.file_transcriptions.inc()
     return render(transcript, req, name)
+
+
+def _choose(form: FormData, state: AppState, task: str) -> Choice:
+    """The model, language and task of the request (OpenAI's errors for a bad one)."""
+    language = None if task == "translate" else form.get("language")  # translations: detected
+    try:
+        return language_choice.choose_openai(state.transcriber, form.get("model"), language, task)
+    except language_choice.UnknownModelName as e:
+        raise ApiError(404, str(e), param="model", code="model_not_found", metric="bad_request") from e
+    except OptionError as e:
+        param = "model" if "translate" in str(e) else "language"
+        raise invalid(str(e), param, "unsupported_language") from e
 
 
 async def _read_form(request: Request, limit: int) -> FormData:
