@@ -175,7 +175,7 @@ def test_ready_message() -> None:
     )
     assert msg == {
         "type": "ready",
-        "protocol": 1.1,
+        "protocol": 1.2,
         "session_id": "abc123",
         "model": "tiny.en",
         "language": "en",
@@ -287,7 +287,7 @@ def test_close_code_constants_match_the_table() -> None:
         1008,
     )
     assert (protocol.TOO_BIG, protocol.INTERNAL, protocol.TRY_AGAIN) == (1009, 1011, 1013)
-    assert protocol.PROTOCOL_VERSION == 1.1
+    assert protocol.PROTOCOL_VERSION == 1.2
     assert protocol.FORMATS == ("auto", "pcm16", "f32")
     assert (protocol.MIN_RATE, protocol.MAX_RATE) == (8000, 48000)
 

@@ -76,7 +76,7 @@ def test_events_and_words_on_real_speech(
     url = live_server.ws + "?events=true&words=true"
     result = asyncio.run(stream(url, webm_slices(audio), interval=0.25))
     ready = result.messages[0].message
-    assert ready["protocol"] == 1.1 and ready["node"]
+    assert ready["protocol"] == 1.2 and ready["node"]
     ends = check_events(result, len(audio) / SAMPLE_RATE)
     assert len(ends) >= 4  # the pauses between the utterances end them
     assert result.final is not None and word_error_rate(reference, result.final["text"]) < 0.1

@@ -12,7 +12,7 @@ from tests.support.policy_world import FakeModel, make_script, render
 from tests.support.policy_world import energy_probability as energy
 from wirescribe.audio.vad import VoiceActivity
 from wirescribe.streaming.events import CloseReason, UtteranceEnded
-from wirescribe.streaming.planner import IDLE, PlanState, Step, closing_silence, plan
+from wirescribe.streaming.planner import IDLE, PlanState, Step, TurnHint, closing_silence, plan
 from wirescribe.streaming.policy import StreamingPolicy
 from wirescribe.streaming.window import SR, StreamingOptions, WindowKind
 
@@ -176,3 +176,28 @@ def test_the_pause_counts_from_the_last_word_not_the_detectors_hangover() -> Non
     word_end = script[-1].end
     assert word_end + 0.8 + 0.15 <= ended_at + 0.05  # the hangover counted but 0.15 s of it
     assert ended_at <= word_end + hangover / S + 0.8 - 0.1  # ... not all of it
+
+
+def test_a_turn_likely_over_starts_its_closing_pass_after_the_probe_silence() -> None:
+    end = 10 * S - int(0.12 * S)  # 0.12 s of silence: far from the closing silence
+    state = replace(SPEAKING, uncommitted_speech=(5 * S, end), open_speech_end=end)
+    state = replace(state, last_window_end=10 * S - 10)
+    assert plan(state, OPTS).step is Step.IDLE
+    for hint in (TurnHint.EAGER, TurnHint.OVER):
+        step = plan(replace(state, hint=hint), OPTS)
+        assert (step.step, step.reason, step.end) == (Step.CLOSE, CloseReason.PAUSE, 10 * S)  # all it has
+    speaking = replace(state, uncommitted_speech=(5 * S, 10 * S - int(0.05 * S)), hint=TurnHint.EAGER)
+    assert plan(speaking, OPTS).step is not Step.CLOSE, "not before the probe silence"
+
+
+def test_a_turn_over_ends_its_utterance_without_waiting_for_the_endpointing() -> None:
+    held = replace(SPEAKING, uncommitted_speech=None, held_speech_end=int(9.7 * S))
+    assert plan(held, OPTS).step is Step.IDLE  # 0.3 s of an 0.8 s pause
+    step = plan(replace(held, hint=TurnHint.OVER), OPTS)
+    assert (step.step, step.ends_utterance) == (Step.COMMIT_HELD, True)
+    resumed = replace(held, resumed_at=int(9.9 * S), hint=TurnHint.OVER)  # the next turn began
+    assert plan(resumed, OPTS).ends_utterance
+    quiet = replace(SPEAKING, uncommitted_speech=None, open_speech_end=int(9.7 * S))
+    assert plan(quiet, OPTS).step is Step.IDLE
+    assert plan(replace(quiet, hint=TurnHint.OVER), OPTS).step is Step.END_QUIET
+    assert plan(replace(quiet, hint=TurnHint.EAGER), OPTS).step is Step.IDLE

@@ -1,9 +1,9 @@
-"""Wire protocol of ``/ws/transcribe`` (version 1.1): parameters, messages, errors, close codes.
+"""Wire protocol of ``/ws/transcribe`` (version 1.2): parameters, messages, errors, close codes.
 
 Pure: builds and checks plain dicts; the server sends them. See ``docs/protocol.md``. The 1.1
 additions (events, words, keyterms, prompt, endpointing, ``configure``/``finalize``/
-``keepalive``) are opt-in: a version-1 client that sends none of them gets exactly the
-version-1 message types.
+``keepalive``) and the 1.2 ones (``turns`` and the ``eot_*`` settings: turn events) are opt-in:
+a client that sends none of them gets exactly the message types of the version it was written for.
 """
 
 from __future__ import annotations
@@ -15,15 +15,24 @@ from typing import Any, Protocol
 
 from wirescribe.api import session_options
 from wirescribe.api.session_options import OptionError
+from wirescribe.api.turn_options import TURN_SETTINGS, turn_settings
 from wirescribe.asr.types import Word
 from wirescribe.audio.decode import RAW_FORMATS
 from wirescribe.streaming.errors import SessionError
-from wirescribe.streaming.events import SessionConfig, SpeechStarted, UtteranceEnded
+from wirescribe.streaming.events import (
+    EagerEndOfTurn,
+    SessionConfig,
+    SpeechStarted,
+    TurnEnded,
+    TurnResumed,
+    TurnStarted,
+    UtteranceEnded,
+)
 from wirescribe.streaming.policy import FinalTranscript
 
-PROTOCOL_VERSION = 1.1
+PROTOCOL_VERSION = 1.2
 CONTROL_TYPES = ("eof", "finalize", "keepalive", "configure")
-CONFIGURABLE = ("keyterms", "prompt", "language", "endpointing")
+CONFIGURABLE = ("keyterms", "prompt", "language", "endpointing", *TURN_SETTINGS)
 FORMATS = ("auto", *RAW_FORMATS)
 MIN_RATE, MAX_RATE = 8000, 48000
 
@@ -106,7 +115,9 @@ def parse_params(
             session_options.language(language, languages)
         events = session_options.flag("events", query.get("events", "false"))
         words = session_options.flag("words", query.get("words", "false"))
+        turns = session_options.flag("turns", query.get("turns", "false"))
         config = SessionConfig(
+            turns=turns,
             language=language,
             keyterms=session_options.keyterms_from_query(query.get("keyterms", "")),
             prompt=session_options.prompt(query.get("prompt", "")),
@@ -114,9 +125,17 @@ def parse_params(
                 query.get("endpointing", str(SessionConfig.endpointing_ms))
             ),
         )
+        config = _turns(config, {k: v for k, v in query.items() if k in TURN_SETTINGS})
     except OptionError as e:
         raise ProtocolError("bad_request", str(e)) from e
     return SessionParams(fmt, rate, language, events, words, config)
+
+
+def _turns(config: SessionConfig, values: Mapping[str, object]) -> SessionConfig:
+    """The turn settings, for a session that asked for turns (they mean nothing without)."""
+    if values and not config.turns:
+        raise OptionError(f"{next(iter(values))} needs turns=true")
+    return turn_settings(config, values)
 
 
 def ready_message(session_id: str, model: str, params: SessionParams, node: str = "") -> dict[str, Any]:
@@ -201,13 +220,45 @@ def utterance_end_message(event: UtteranceEnded) -> dict[str, Any]:
 
 
 def configured_message(config: SessionConfig) -> dict[str, Any]:
-    return {
+    msg: dict[str, Any] = {
         "type": "configured",
         "language": config.language,
         "keyterms": list(config.keyterms),
         "prompt": config.prompt,
         "endpointing": config.endpointing_ms,
     }
+    if config.turns:
+        msg |= {
+            "eot_threshold": config.eot_threshold,
+            "eager_eot_threshold": config.eager_eot_threshold,
+            "eot_timeout_ms": config.eot_timeout_ms,
+        }
+    return msg
+
+
+TurnMessageEvent = TurnStarted | EagerEndOfTurn | TurnResumed | TurnEnded
+
+
+def turn_message(event: TurnMessageEvent, words: bool = False) -> dict[str, Any]:
+    """A turn event of protocol 1.2 (``turns=true``); ``words`` with ``words=true``."""
+    if isinstance(event, TurnStarted):
+        return {"type": "start_of_turn", "turn": event.turn, "at": round(event.at, 3)}
+    if isinstance(event, TurnResumed):
+        return {"type": "turn_resumed", "turn": event.turn, "at": round(event.at, 3),
+                "confidence": round(event.confidence, 3)}  # fmt: skip
+    msg: dict[str, Any] = {
+        "type": "end_of_turn" if isinstance(event, TurnEnded) else "eager_end_of_turn",
+        "turn": event.turn,
+        "text": event.text,
+        "confidence": round(event.confidence, 3),
+        "start": round(event.start, 3),
+        "end": round(event.end, 3),
+    }
+    if isinstance(event, TurnEnded):
+        msg["trigger"] = event.trigger.value
+    if words:
+        msg["words"] = word_list(event.words)
+    return msg
 
 
 def error_message(code: str, message: str) -> dict[str, Any]:
@@ -263,4 +314,7 @@ def _configure(msg: dict[str, Any], current: SessionConfig, languages: Sequence[
         if isinstance(msg["endpointing"], str):  # JSON has numbers: a string is a client's bug
             raise OptionError("endpointing must be a number of milliseconds")
         config = replace(config, endpointing_ms=session_options.endpointing(msg["endpointing"]))
-    return config
+    turn_values = {k: v for k, v in msg.items() if k in TURN_SETTINGS}
+    if any(isinstance(v, str) for v in turn_values.values()):
+        raise OptionError("turn settings must be JSON numbers")
+    return _turns(config, turn_values)

@@ -4,7 +4,9 @@ Everything about the connection (auth, caps, limits, the session, shutdown) is
 :mod:`wirescribe.api.edge`'s; this module maps the native protocol's parameters, control
 messages and messages (:mod:`wirescribe.api.protocol`) onto it. The version 1.1 additions are
 opt-in per connection: ``events=true`` for ``speech_started``/``utterance_end``, ``words=true``
-for word lists; a version-1 client gets exactly the version-1 message types.
+for word lists; a version-1 client gets exactly the version-1 message types. Version 1.2:
+``turns=true`` for the turn events (``start_of_turn``, ``eager_end_of_turn``, ``turn_resumed``,
+``end_of_turn``), whether or not ``events`` is asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ from wirescribe.api.edge import Action, Configure, Dialect, End, Finalize, KeepA
 from wirescribe.api.language_choice import LanguageDetected, LanguageReport, choose_native, native_params
 from wirescribe.api.protocol import SessionParams
 from wirescribe.api.state import AppState
-from wirescribe.streaming.events import Event, SessionConfig, SpeechStarted, TranscriptChanged, UtteranceEnded
+from wirescribe.streaming.events import (
+    EagerEndOfTurn,
+    Event,
+    SessionConfig,
+    SpeechStarted,
+    TranscriptChanged,
+    TurnEnded,
+    TurnResumed,
+    TurnStarted,
+    UtteranceEnded,
+)
 from wirescribe.streaming.policy import FinalTranscript
 
 
@@ -46,6 +58,8 @@ class NativeDialect(Dialect):
             return self._language.detected(event)
         if isinstance(event, TranscriptChanged):
             return (protocol.transcript_message(event, event.words if self._params.words else None),)
+        if isinstance(event, TurnStarted | EagerEndOfTurn | TurnResumed | TurnEnded):
+            return (protocol.turn_message(event, self._params.words),)
         if not self._params.events:
             return ()
         if isinstance(event, SpeechStarted):

@@ -15,7 +15,9 @@ The steps, in the order they are considered:
    (:attr:`Step.END_QUIET`), as it does at ``finalize`` or the end of input.
 3. ``finalize`` or the end of input: a closing pass over all uncommitted speech
    (:attr:`Step.CLOSE`); if its pause was complete already, the pause's closing pass.
-4. The speech has been silent for the closing silence: the closing pass (:attr:`Step.CLOSE`).
+4. The speech has been silent for the closing silence, or (with turn-taking) for a moment
+   when the turn is likely over: the closing pass (:attr:`Step.CLOSE`). A turn that is over
+   (:attr:`TurnHint.OVER`) ends its utterance without waiting for the endpointing.
 5. Otherwise a live refresh of the window when enough new audio came (:attr:`Step.REFRESH`),
    or a cut when the window grew too long (:attr:`Step.CUT`).
 """
@@ -30,6 +32,15 @@ from wirescribe.streaming.window import SR, StreamingOptions, WindowKind
 
 MIN_EARLY_SILENCE = 0.35  # seconds: the earliest a closing pass starts (see closing_silence)
 MID_SENTENCE_SILENCE = 0.5  # ... and when the words so far do not end a sentence
+TURN_PROBE = 0.1  # seconds of silence after which a turn's pause is judged (turn_taking.py)
+
+
+class TurnHint(Enum):
+    """What the turn-taking says of the open utterance (``turn_taking.py``; NONE without it)."""
+
+    NONE = "none"
+    EAGER = "eager"  # the turn is likely over: its closing pass starts now (held, as any)
+    OVER = "over"  # the turn is over: the utterance ends now, not at the endpointing
 
 
 class Step(Enum):
@@ -81,6 +92,7 @@ class PlanState:
     resumed_at: int | None  # a held closing pass: onset of speech after its window (None: none)
     request: CloseReason | None = None  # FINALIZE or EOF: commit everything now
     sentence_end: bool = True  # the words heard so far end a sentence (. ? !)
+    hint: TurnHint = TurnHint.NONE
 
 
 def closing_silence(options: StreamingOptions, sentence_end: bool = True) -> float:
@@ -105,7 +117,10 @@ def plan(state: PlanState, options: StreamingOptions) -> Plan:
 
 def _decide(state: PlanState, options: StreamingOptions) -> Plan:
     pause = int(options.pause * SR)
+    over = state.hint is TurnHint.OVER
     if state.held_speech_end is not None:
+        if over:
+            return Plan(Step.COMMIT_HELD, CloseReason.PAUSE, ends_utterance=True)
         if state.resumed_at is not None:
             gap = state.resumed_at - state.held_speech_end
             return Plan(Step.COMMIT_HELD, CloseReason.PAUSE, ends_utterance=gap >= pause)
@@ -118,7 +133,7 @@ def _decide(state: PlanState, options: StreamingOptions) -> Plan:
     # (a ``finalize`` that finds it over, under load, still answers as one that found none open).
     if state.uncommitted_speech is None:
         end = state.open_speech_end
-        if end is not None and state.total - end >= pause:
+        if (end is not None and state.total - end >= pause) or (over and state.utterance_open):
             return Plan(Step.END_QUIET, CloseReason.PAUSE)
         if state.request is not None and state.utterance_open:
             return Plan(Step.END_QUIET, state.request)
@@ -128,6 +143,8 @@ def _decide(state: PlanState, options: StreamingOptions) -> Plan:
         if state.total - speech_end >= pause:
             return _pause_close(state, options, speech_end)
         return Plan(Step.CLOSE, state.request, end=state.total)
+    if state.hint is not TurnHint.NONE and state.total - speech_end >= TURN_PROBE * SR:
+        return _pause_close(state, options, speech_end)
     if state.total - state.last_window_end < options.min_new_audio * SR:
         return IDLE
     if state.total - speech_end >= closing_silence(options, state.sentence_end) * SR:

@@ -36,7 +36,7 @@ from wirescribe.streaming.agreement import Agreement, after_committed, not_said_
 from wirescribe.streaming.endpointer import Endpointer
 from wirescribe.streaming.events import CloseReason, Event
 from wirescribe.streaming.ledger import UtteranceLedger, prompt_before, word_end_after
-from wirescribe.streaming.planner import WINDOW_KINDS, Plan, PlanState, Step, plan
+from wirescribe.streaming.planner import WINDOW_KINDS, Plan, PlanState, Step, TurnHint, plan
 from wirescribe.streaming.window import SR, FinalTranscript, StreamingOptions, Update, Window, WindowKind
 
 DEFAULT_OPTIONS = StreamingOptions()
@@ -47,6 +47,7 @@ LIVE_UNCOVERED = 1.0  # ... and a live refresh (whose last words may be dropped 
 MAX_HANGOVER = 0.15  # seconds the pause may count from before the detector's speech end
 
 __all__ = ["SR", "FinalTranscript", "StreamingOptions", "StreamingPolicy", "Update", "Window"]
+
 
 @dataclass(frozen=True)
 class _Held:
@@ -77,10 +78,9 @@ class StreamingPolicy:
         self._reported = 0  # committed words already carried by a TranscriptChanged
         self._emitted = ("", "")  # the (committed, tentative) text last queued
         self._finalize_closed: int | None = None  # the utterance the pending finalize ended
+        self.turn_hint = TurnHint.NONE  # set by the session's turn-taking (turn_taking.py)
         self.early_words = 0  # words committed by agreement that a closing pass re-read
         self.early_disagreed = 0  # ... and heard differently (or not at all)
-
-    # -- reading -----------------------------------------------------------------------------
 
     @property
     def vad(self) -> VoiceActivity:
@@ -112,6 +112,10 @@ class StreamingPolicy:
     def pause(self, seconds: float) -> None:
         self._opts = replace(self._opts, pause=seconds)
 
+    def last_speech_end(self) -> int | None:
+        """Where the last speech heard (any length) ended, in the audio kept (None: none)."""
+        return self._end.speech_end(self._audio.start, self.total_samples)
+
     def take_events(self) -> list[Event]:
         """What happened since the last call, in order (:mod:`wirescribe.streaming.events`)."""
         return self._ledger.take()
@@ -124,8 +128,6 @@ class StreamingPolicy:
     def finish(self) -> FinalTranscript:
         """Everything committed, one segment per utterance (after the last window)."""
         return self._ledger.final(self.audio_seconds)
-
-    # -- audio in ----------------------------------------------------------------------------
 
     def insert_audio(self, block: np.ndarray, scored: Scored | None = None) -> None:
         """Append decoded 16 kHz audio. ``scored``: the voice activity's scores for this very
@@ -142,8 +144,6 @@ class StreamingPolicy:
         """Open an utterance at new speech (looked for from where the last one closed)."""
         if self._ledger.open is None and (onset := self._end.onset(self.total_samples)) is not None:
             self._ledger.start(onset / SR)
-
-    # -- the plan ----------------------------------------------------------------------------
 
     def plan(self, request: CloseReason | None = None) -> Plan:
         """What the session does next (read-only): the planner's one decision."""
@@ -165,6 +165,7 @@ class StreamingPolicy:
             resumed_at=self._end.resumed(held.window.end, total) if held else None,
             request=request,
             sentence_end=hearing.ends_sentence(self._tentative or self._ledger.open_words()),
+            hint=self.turn_hint,
         )
 
     def next_window(self, request: CloseReason | None = None) -> Window | None:
@@ -179,8 +180,7 @@ class StreamingPolicy:
         return None
 
     def drain(self, request: CloseReason, transcribe: Callable[[Window], Transcript]) -> None:
-        """Commit everything heard now, for a driver with the model at hand (tests, benchmarks);
-        the live session does the same through the scheduler."""
+        """Commit everything heard now, with the model at hand (tests, benchmarks)."""
         for _ in range(MAX_CLOSING_WINDOWS):
             window = self.next_window(request)
             if window is None:
@@ -264,8 +264,6 @@ class StreamingPolicy:
     def _prompt(self, start: int) -> str:
         """Committed text that lies before the window (whole words): context for the model."""
         return prompt_before(self._ledger, start / SR + 0.05, self._opts.prompt_chars)
-
-    # -- results in --------------------------------------------------------------------------
 
     def apply(self, window: Window, result: Transcript) -> Update | None:
         """Fold the model's result for ``window`` in; an :class:`Update` if the text changed."""
@@ -381,8 +379,7 @@ class StreamingPolicy:
 
     def _speech_end(self, window: Window) -> int:
         """The end of the last speech in ``window`` (its end when none is known)."""
-        end = self._end.speech_end(window.start, window.end)
-        return end if end is not None else window.end
+        return self._end.speech_end(window.start, window.end) or window.end
 
     def _trim(self) -> None:
         """Keep at most ``keep_context`` s of committed audio before the uncommitted part: the

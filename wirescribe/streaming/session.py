@@ -52,7 +52,8 @@ from wirescribe.audio.decode import DecodeError, StreamDecoder
 from wirescribe.streaming.arrivals import Arrivals, score_off_loop
 from wirescribe.streaming.decoding import LanguageDetected, detect_language, live_decode_options
 from wirescribe.streaming.errors import DECODER_ERRORS, DecoderStalled, decoder_error
-from wirescribe.streaming.events import CloseReason, Emit, SessionConfig, TranscriptChanged
+from wirescribe.streaming.events import CloseReason, Emit, Event, SessionConfig, TranscriptChanged
+from wirescribe.streaming.live_turns import LiveTurns, TurnScorer
 from wirescribe.streaming.policy import MAX_CLOSING_WINDOWS, SR, FinalTranscript, StreamingPolicy, Window
 from wirescribe.streaming.urgency import Urgency
 
@@ -87,13 +88,15 @@ class LiveSession:
         vad_executor: Executor | None = None,
         min_input_bitrate: float = 0.0,
         observer: LiveObserver | None = None,
+        turn_scorer: TurnScorer | None = None,
     ) -> None:
         """``vad_executor``: where the voice-activity model runs (None: the loop's default
         executor, as ``asyncio.to_thread``). ``min_input_bitrate``: bits the client must have
         sent per second of decoded audio (0: any); a stream that decodes to more audio than its
         bytes allow (a header lying about its sample rate) ends with ``bad_audio`` before the
         audio is scored or kept (:func:`~wirescribe.api.limits.audio_allowance`). ``observer``:
-        told each update's lag and each committed word's latency (None: nobody)."""
+        told each update's lag and each committed word's latency (None: nobody). ``turn_scorer``:
+        the end-of-turn model, for a config that asks for turns (None: silence and text decide)."""
         self._decoder = decoder
         self._policy = policy
         self._scheduler = scheduler
@@ -117,6 +120,7 @@ class LiveSession:
         self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
         self._observer = observer
         self._heard = Arrivals()
+        self._turns = LiveTurns(config, turn_scorer) if config.turns else None
         self._last_cut: float | None = None  # scheduler clock: when the last window was cut
         self._detected: list[LanguageDetected] = []  # language=auto: told before the next events
         self.limit_reached = False
@@ -159,6 +163,8 @@ class LiveSession:
         """New keyterms, prompt, language or endpointing: from the next window on."""
         self._config = config
         self._policy.pause = config.pause
+        if self._turns is not None:
+            self._turns.taker.configure(config)
         self._wake.set()
 
     def finalize(self) -> None:
@@ -203,6 +209,9 @@ class LiveSession:
             await self._update_loop(decoding)
             await decoding  # raises the decoder's error, if it had one
             await self._flush()
+            if self._turns is not None:
+                self._turns.taker.end_of_input()
+                await self._send_events()
             return self._policy.finish()
         finally:
             for task in (watchdog, decoding):
@@ -279,12 +288,22 @@ class LiveSession:
         self._policy.insert_audio(block, scored)
         self._policy.settle()  # a held closing pass commits, an utterance ends, the moment it may
         await self._send_events()
+        if self._turns is not None:
+            self._turns.push(block)
+            if await self._turns.after_audio(self._policy):  # the turn-taking hurries the policy
+                self._policy.settle()
+                self._wake.set()
+            await self._send_events()
 
     async def _send_events(self) -> None:
-        """Hand the policy's queued events to ``emit``: taken under one lock, so the decoding
-        task (speech started) and the update loop (transcripts, utterance ends) keep their order."""
+        """Hand the policy's queued events to ``emit`` (with the turn events they imply): taken
+        under one lock, so the decoding task (speech started) and the update loop (transcripts,
+        utterance ends) keep their order."""
         async with self._emitting:
-            for event in self._policy.take_events():
+            events: list[Event] = self._policy.take_events()
+            if self._turns is not None:
+                events = self._turns.observe(events, self._policy)
+            for event in events:
                 if isinstance(event, TranscriptChanged) and event.words:
                     self._observe_commits(event)
                 await self._emit(event)

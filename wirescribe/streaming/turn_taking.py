@@ -1,0 +1,241 @@
+"""Turn-taking: when is the speaker's turn over? A pure state machine over the session's events.
+
+A voice agent answers when the user's turn is over. Silence alone is a poor judge: a speaker
+who hesitates mid-sentence ("I'd like to book … a table for two") pauses as long as one who is
+done, and a fixed endpointing either answers late or cuts hesitations. Here three signals are
+combined (:func:`end_probability`):
+
+* the end-of-turn model's probability for the audio up to the pause (Smart Turn, scored by the
+  session once per pause, ``asr/turn_model.py``) — prosody: a falling, finished intonation;
+* what the transcript says: a turn whose text ends a sentence is likelier complete;
+* how long the silence has lasted: by ``eot_timeout_ms`` the turn is over whatever was said.
+
+The machine reads the session's own events (:meth:`TurnTaker.observe`: utterances starting and
+ending, transcript changes, finalize) and the pause facts the session gives it
+(:meth:`TurnTaker.tick`, :meth:`TurnTaker.scored`), and emits the turn events of
+:mod:`~wirescribe.streaming.events`. It also tells the policy, through :attr:`TurnTaker.hint`,
+to start the turn's closing pass early (:attr:`TurnHint.EAGER`: likely over, the pass is held
+until the pause or the turn's end) or to end the utterance now (:attr:`TurnHint.OVER`): the text
+of :class:`~wirescribe.streaming.events.TurnEnded` is the closing pass's, so it is final.
+
+A turn starts with its first words (tentative or committed), not with voice activity: a cough
+or a door starts no turn an agent would answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wirescribe.asr.types import Word
+from wirescribe.streaming.events import (
+    EagerEndOfTurn,
+    Event,
+    Finalized,
+    SessionConfig,
+    SpeechStarted,
+    TranscriptChanged,
+    TurnEnded,
+    TurnResumed,
+    TurnStarted,
+    TurnTrigger,
+    TurnUpdate,
+    UtteranceEnded,
+)
+from wirescribe.streaming.planner import TURN_PROBE, TurnHint
+
+UPDATE_EVERY = 0.25  # seconds of audio between two TurnUpdates of one turn
+SPECULATE = 0.4  # the closing pass starts early from this probability (or the eager threshold)
+SENTENCE_ENDS = (".", "?", "!")
+# How much the transcript moves the model's probability: a finished sentence takes away this
+# share of the doubt, an unfinished one this share of the belief (bench/turn_bench.py).
+SENTENCE_WEIGHT = 0.4
+NO_SENTENCE_WEIGHT = 0.25
+NO_MODEL = 0.5  # the model's probability when there is none (the transcript and silence decide)
+
+
+def end_probability(model: float | None, sentence_end: bool, silence: float, timeout: float) -> float:
+    """The probability that the turn is over, after ``silence`` seconds of it: the model's (or
+    an even guess), moved by the transcript, then growing with the silence to 1 at ``timeout``
+    (slowly at first: with the default 5 s, a turn the model judged unfinished (0.3) that has no
+    full stop ends on its own after some 3.8 s of silence)."""
+    p = NO_MODEL if model is None else min(1.0, max(0.0, model))
+    p = p + (1 - p) * SENTENCE_WEIGHT if sentence_end else p * (1 - NO_SENTENCE_WEIGHT)
+    waited = min(1.0, max(0.0, (silence - TURN_PROBE) / max(timeout - TURN_PROBE, 1e-6)))
+    return p + (1 - p) * waited**2  # slow at first: a hesitation is seconds long
+
+
+@dataclass
+class _Turn:
+    index: int
+    start: float  # where its speech began (seconds)
+    base: int  # characters of committed text before it
+    words: list[Word] = field(default_factory=list)
+    updated_at: float = 0.0  # audio seconds of the last TurnUpdate
+    last_text: str = ""
+    eager: float | None = None  # the probability of the EagerEndOfTurn sent (None: none)
+    over: tuple[TurnTrigger, float] | None = None  # decided over, waiting for its utterance to end
+
+
+class TurnTaker:
+    """The turns of one session (only when its config asks for them)."""
+
+    def __init__(self, config: SessionConfig) -> None:
+        self._config = config
+        self._turn: _Turn | None = None
+        self._next = 0
+        self._committed = ""
+        self._ended_base = 0  # where the next turn's text begins in the committed text
+        self._tentative = ""
+        self._audio = 0.0
+        self._speech_at = 0.0  # where the current utterance's speech began
+        self._utterance_open = False
+        self._speech_end: int | None = None  # samples: the last speech end seen
+        self._scored_end: int | None = None  # the speech end the model's probability is for
+        self._model: float | None = None
+        self._out: list[Event] = []
+
+    def configure(self, config: SessionConfig) -> None:
+        self._config = config
+
+    @property
+    def hint(self) -> TurnHint:
+        """What the policy should do about the open turn's utterance."""
+        turn = self._turn
+        if turn is None:
+            return TurnHint.NONE
+        if turn.over is not None:
+            return TurnHint.OVER
+        if self._scored_end is not None and self._scored_end == self._speech_end:
+            eager = self._config.eager_eot_threshold
+            if self._probability(0.0) >= min(SPECULATE, eager if eager is not None else 1.0):
+                return TurnHint.EAGER
+        return TurnHint.NONE
+
+    @property
+    def speech_end(self) -> int | None:
+        """Samples: where the last speech seen ended (None: none yet)."""
+        return self._speech_end
+
+    @property
+    def turn_start(self) -> float | None:
+        """Seconds: where the open turn's speech began (None: no turn open)."""
+        return self._turn.start if self._turn is not None else None
+
+    def take(self) -> list[Event]:
+        out, self._out = self._out, []
+        return out
+
+    # -- the session's events ----------------------------------------------------------------
+
+    def observe(self, event: Event) -> None:
+        """One of the session's events, in order: it is queued (:meth:`take`), with the turn
+        events it implies after it."""
+        self._out.append(event)
+        if isinstance(event, SpeechStarted):
+            self._utterance_open = True
+            self._speech_at = event.at
+        elif isinstance(event, TranscriptChanged):
+            self._transcript(event)
+        elif isinstance(event, UtteranceEnded):
+            self._utterance_open = False
+            turn = self._turn
+            if turn is not None and turn.over is not None:
+                self._end(*turn.over)
+            elif turn is not None and event.reason.value in ("finalize", "eof"):
+                self._end(TurnTrigger(event.reason.value), 1.0)
+        elif isinstance(event, Finalized) and self._turn is not None and not self._utterance_open:
+            self._end(TurnTrigger.FINALIZE, 1.0)
+
+    def end_of_input(self) -> None:
+        """The input ended and everything is committed: an open turn ends."""
+        if self._turn is not None:
+            self._end(TurnTrigger.EOF, 1.0)
+
+    def _transcript(self, event: TranscriptChanged) -> None:
+        self._committed, self._tentative, self._audio = event.committed, event.tentative, event.audio_seconds
+        turn = self._turn
+        if turn is None:
+            if not self._text(self._ended_base):
+                return
+            turn = self._turn = _Turn(self._next, self._speech_at, self._ended_base)
+            self._next += 1
+            self._out.append(TurnStarted(turn.index, turn.start))
+            turn.updated_at = -UPDATE_EVERY
+        turn.words.extend(event.words)
+        text = self._text(turn.base)
+        if text != turn.last_text and self._audio - turn.updated_at >= UPDATE_EVERY:
+            turn.updated_at, turn.last_text = self._audio, text
+            self._out.append(TurnUpdate(turn.index, text, tuple(turn.words), turn.start, self._audio))
+
+    def _text(self, base: int) -> str:
+        return (self._committed[base:] + self._tentative).strip()
+
+    # -- pauses ------------------------------------------------------------------------------
+
+    def tick(self, total: int, speech_end: int | None, rate: int) -> None:
+        """The audio so far (``total`` samples) and the end of its last speech (None: not
+        known): speech resumed after a scored pause, or the silence grew."""
+        if speech_end is not None and (self._speech_end is None or speech_end > self._speech_end):
+            resumed = self._scored_end is not None and total - speech_end < TURN_PROBE * rate
+            self._speech_end = speech_end
+            if resumed:
+                self._resume(speech_end / rate)
+        turn = self._turn
+        if turn is None or turn.over is not None or self._speech_end is None:
+            return
+        silence = (total - self._speech_end) / rate
+        if silence < TURN_PROBE:
+            return
+        if silence >= self._config.eot_timeout_ms / 1000:
+            self._decide(TurnTrigger.TIMEOUT, 1.0)
+        elif self._scored_end == self._speech_end:
+            self._decide(TurnTrigger.MODEL, self._probability(silence))
+
+    def needs_score(self, total: int, rate: int) -> bool:
+        """A pause of the open turn that the model has not scored yet."""
+        end = self._speech_end
+        return (
+            self._turn is not None and self._turn.over is None and end is not None
+            and end != self._scored_end and total - end >= TURN_PROBE * rate
+        )  # fmt: skip
+
+    def scored(self, probability: float | None, speech_end: int, total: int, rate: int) -> None:
+        """The model's probability for the pause after ``speech_end`` (None: no model)."""
+        if speech_end != self._speech_end or self._turn is None:
+            return  # the speech went on meanwhile
+        self._model, self._scored_end = probability, speech_end
+        self.tick(total, speech_end, rate)
+
+    def _probability(self, silence: float) -> float:
+        sentence_end = self._text(self._turn.base if self._turn else 0).endswith(SENTENCE_ENDS)
+        return end_probability(self._model, sentence_end, silence, self._config.eot_timeout_ms / 1000)
+
+    def _decide(self, trigger: TurnTrigger, p: float) -> None:
+        turn = self._turn
+        assert turn is not None
+        if trigger is TurnTrigger.TIMEOUT or p >= self._config.eot_threshold:
+            turn.over = (trigger, p)
+            if not self._utterance_open:
+                self._end(trigger, p)
+            return
+        eager = self._config.eager_eot_threshold
+        if eager is not None and p >= eager and turn.eager is None:
+            turn.eager = p
+            text = self._text(turn.base)
+            self._out.append(EagerEndOfTurn(turn.index, text, tuple(turn.words), p, turn.start, self._audio))
+
+    def _resume(self, at: float) -> None:
+        turn = self._turn
+        self._scored_end, self._model = None, None
+        if turn is not None and turn.over is None and turn.eager is not None:
+            self._out.append(TurnResumed(turn.index, at, turn.eager))
+            turn.eager = None
+
+    def _end(self, trigger: TurnTrigger, p: float) -> None:
+        turn = self._turn
+        assert turn is not None
+        text = self._committed[turn.base :].strip()
+        self._out.append(TurnEnded(turn.index, text, tuple(turn.words), p, trigger, turn.start, self._audio))
+        self._ended_base = len(self._committed)
+        self._turn = None
+        self._scored_end, self._model = None, None
