@@ -18,7 +18,8 @@ has waited; without one, from when it was queued), then the first queued.
 
 **Shedding.** A ``deferrable`` turn (it can do little now: for a live session, a refresh with
 nothing new heard since its last window) is held back while other turns have work and no worker
-is idle for it: it keeps its place, coalesces, and runs once the model has room.
+is idle for it: it keeps its place, coalesces, and runs once the model has room. **Lightening**:
+an urgent turn asking for beam search is decoded lighter while others wait with work (``load.py``).
 
 With ``batch_size`` > 1 a worker takes the first turn and, in the same order, the next ones
 waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call
@@ -43,7 +44,13 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from wirescribe.asr.load import NO_LIGHTENING, JobTiming, LoadedSearch, SchedulerStats
 from wirescribe.asr.types import BatchItem, DecodeOptions, ModelBackend, Transcript
+
+__all__ = [  # the load's vocabulary lives in load.py; re-exported for the scheduler's callers
+    "NORMAL", "URGENT", "JobTiming", "LoadedSearch", "PlainPriority", "Priority", "Scheduler",
+    "SchedulerClosed", "SchedulerStats", "default_batch_size",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -94,36 +101,6 @@ class PlainPriority:
 PriorityFn = Callable[[], Priority]
 
 
-@dataclass(frozen=True)
-class SchedulerStats:
-    queued: int
-    running: int
-    jobs_done: int
-    busy_seconds: float
-    batches: int = 0  # model calls (a batch of one included)
-    largest_batch: int = 0
-    closing_jobs: int = 0  # turns run at rank URGENT (of jobs_done): a live session's closing windows
-    deferred: int = 0  # deferrable turns held back at least once, under load
-    oldest_wait: float = 0.0  # seconds the longest-waiting queued turn has waited, by its ``since``
-
-    @property
-    def mean_batch_size(self) -> float:
-        """Windows per model call, on average (0.0 before the first)."""
-        return self.jobs_done / self.batches if self.batches else 0.0
-
-
-@dataclass(frozen=True)
-class JobTiming:
-    """How one model call went: for metrics (see :meth:`Scheduler.add_listener`)."""
-
-    waited: float  # seconds queued before a worker took it
-    ran: float  # seconds in the model
-    audio_seconds: float
-    failed: bool
-    batch_size: int = 1  # windows in the model call that ran it
-    closing: bool = False  # it ran at rank URGENT (a live session's closing window)
-
-
 JobListener = Callable[[JobTiming], None]
 
 
@@ -140,6 +117,7 @@ class _Job:
     built: tuple[np.ndarray, DecodeOptions, Any] | None = None  # set when a worker builds it
     now: Priority = field(default_factory=PlainPriority)  # the priority read at the last pick
     deferred: bool = False  # held back at least once (deferrable, under load)
+    lightened: bool = False  # a closing window decoded lighter under load
 
     def read_priority(self) -> bool:
         """Read the turn's priority into :attr:`now`; False (the caller gets the error) when the
@@ -204,6 +182,7 @@ class Scheduler:
         batch_size: int = 1,
         batch_fn: BatchFn | None = None,
         clock: Clock = time.monotonic,
+        search: LoadedSearch = NO_LIGHTENING,
     ) -> None:
         """``batch_fn`` decodes several windows in one call (default: ``transcribe`` on each in
         turn, in one thread call); it is used only with ``batch_size`` > 1, when more than one
@@ -229,13 +208,17 @@ class Scheduler:
         self._batches = 0
         self._largest_batch = 0
         self._listeners: list[JobListener] = []
+        self._search = search
+        self._waited = 0.0  # queue time of every turn run, summed
+        self._lightened = 0
 
     @classmethod
     def for_transcriber(cls, transcriber: ModelBackend, workers: int = 1, batch_size: int = 0) -> Scheduler:
         """The server's scheduler in front of ``transcriber``; ``batch_size`` 0 picks the
         device's default (8 on CUDA, 1 on a CPU, where batching gains nothing)."""
         size = batch_size or default_batch_size(transcriber.device)
-        return cls(transcriber.transcribe, workers, batch_size=size, batch_fn=transcriber.transcribe_batch)
+        return cls(transcriber.transcribe, workers, batch_size=size, batch_fn=transcriber.transcribe_batch,
+                   search=LoadedSearch())  # fmt: skip
 
     @property
     def batch_size(self) -> int:
@@ -269,9 +252,10 @@ class Scheduler:
         now = self.clock()
         waits = [now - j.now.since for j in self._waiting if j.now.since is not None]
         waits += [now - j.queued_at for j in self._waiting if j.now.since is None and j.priority is None]
+        queued = max((now - j.queued_at for j in self._waiting if not j.future.done()), default=0.0)
         return SchedulerStats(
             len(self._waiting), self._running, self._done, self._busy, self._batches, self._largest_batch,
-            self._urgent_done, self._deferred, max(waits, default=0.0),
+            self._urgent_done, self._deferred, max(waits, default=0.0), self._waited, queued, self._lightened,
         )  # fmt: skip
 
     async def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> Transcript:
@@ -329,6 +313,7 @@ class Scheduler:
                 continue
             if not job.prepare():  # no window: its turn is over, and costs no model call
                 continue
+            self._lighten(job)
             return [job, *self._more_jobs()]
         return None
 
@@ -358,6 +343,7 @@ class Scheduler:
         self._done += len(jobs)
         self._urgent_done += sum(j.urgent for j in jobs)
         self._busy += ran
+        self._waited += sum(waited)
         self._batches += 1
         self._largest_batch = max(self._largest_batch, len(jobs))
         for job, outcome, wait in zip(jobs, outcomes, waited, strict=True):
@@ -367,7 +353,8 @@ class Scheduler:
                 elif outcome is not None:
                     job.future.set_result((job.tag, outcome))
             failed = outcome is None or isinstance(outcome, Exception)
-            timing = JobTiming(wait, ran, len(job.request[0]) / 16000, failed, len(jobs), job.urgent)
+            seconds = len(job.request[0]) / 16000
+            timing = JobTiming(wait, ran, seconds, failed, len(jobs), job.urgent, job.lightened)
             for listener in self._listeners:
                 listener(timing)
 
@@ -376,8 +363,19 @@ class Scheduler:
         more: list[_Job] = []
         while len(more) < self._batch_size - 1 and (job := self._pick()) is not None:
             if job.prepare():
+                self._lighten(job)
                 more.append(job)
         return more
+
+    def _lighten(self, job: _Job) -> None:
+        """A closing window decoded lighter when others wait with work (``load.py``)."""
+        audio, options = job.request
+        backlog = sum(1 for j in self._waiting if j.has_work and not j.future.done())
+        lighter = self._search.options(options, urgent=job.urgent, backlog=backlog, workers=self._workers)
+        if lighter is not options:
+            job.built = (audio, lighter, job.tag)
+            job.lightened = True
+            self._lightened += 1
 
     def _run(self, items: list[tuple[np.ndarray, DecodeOptions]]) -> list[Transcript | Exception]:
         """In a worker thread: each window's transcript, or the error that is its caller's."""
