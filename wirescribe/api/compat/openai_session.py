@@ -5,6 +5,10 @@ Apart from :mod:`.openai_realtime` (which translates the live session's events) 
 a client's settings and answering its turns change for different reasons: this half follows
 OpenAI's session schema, that half the shared session's event vocabulary. Pure: no socket, no
 session; a :class:`RealtimeError` names the offending ``param`` as OpenAI's errors do.
+
+``semantic_vad`` is the session's end-of-turn model (``SessionConfig.turns``), its ``eagerness``
+mapped onto the model's thresholds (:data:`EAGERNESS`), and :class:`TurnItems` makes an item of
+each of its turns; ``server_vad`` stays silence-based, an item per utterance.
 """
 
 from __future__ import annotations
@@ -16,6 +20,18 @@ from typing import Any
 from wirescribe.api import session_options
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.session_options import OptionError
+from wirescribe.streaming.events import (
+    CloseReason,
+    Event,
+    Finalized,
+    SessionConfig,
+    SpeechStarted,
+    TranscriptChanged,
+    TurnEnded,
+    TurnStarted,
+    TurnTrigger,
+    UtteranceEnded,
+)
 
 # The audio formats a transcription session takes: name → (decoder format, sample rate, bytes/s).
 AUDIO_FORMATS = {
@@ -26,6 +42,30 @@ AUDIO_FORMATS = {
 GA_FORMAT_TYPES = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
 DEFAULT_SILENCE_MS = 500  # OpenAI's default silence_duration_ms
 DEFAULT_PREFIX_MS = 300
+
+
+@dataclass(frozen=True)
+class Eagerness:
+    """What one ``semantic_vad.eagerness`` asks of the end-of-turn model."""
+
+    eot_threshold: float
+    eager_eot_threshold: float | None
+    eot_timeout_ms: int
+
+
+# ``eagerness`` → the end-of-turn model's settings. The timeouts are OpenAI's own (its
+# ``eagerness`` doc: "max timeouts of 8s, 4s, and 2s"). ``medium`` (and ``auto``, which OpenAI
+# calls the same) is the model's default threshold, the one the turn benchmark tunes; ``low``
+# waits for more certainty (fewer hesitations taken for the end, later ends); ``high`` takes the
+# lowest threshold Flux allows, and an eager one: no OpenAI event shows an eager point, but the
+# session begins the turn's closing pass there, so the completed transcript is ready sooner —
+# which is what ``high`` asks for — at the cost of passes thrown away when the speaker goes on.
+EAGERNESS = {
+    "low": Eagerness(0.85, None, 8000),
+    "medium": Eagerness(0.7, None, 4000),
+    "auto": Eagerness(0.7, None, 4000),
+    "high": Eagerness(0.5, 0.35, 2000),
+}
 
 
 class RealtimeError(ProtocolError):
@@ -44,17 +84,34 @@ class RealtimeError(ProtocolError):
 
 @dataclass(frozen=True)
 class TurnDetection:
-    """``type`` None: the client commits; else ``server_vad`` (or ``semantic_vad``, served as
-    server VAD) with its silence and prefix padding."""
+    """``type`` None: the client commits; else ``server_vad`` (an item per utterance: a pause of
+    ``silence_ms`` ends it) or ``semantic_vad`` (an item per turn of the end-of-turn model, as
+    ``eagerness`` says; a pause of ``silence_ms`` still ends an utterance within it)."""
 
     type: str | None = "server_vad"
     silence_ms: int = DEFAULT_SILENCE_MS
     prefix_ms: int = DEFAULT_PREFIX_MS
     threshold: float = 0.5  # the session's voice-activity threshold (Silero's speech probability)
+    eagerness: str = "auto"  # semantic_vad's
+
+    @property
+    def semantic(self) -> bool:
+        return self.type == "semantic_vad"
+
+    def apply(self, config: SessionConfig) -> SessionConfig:
+        """``config`` with the end-of-turn model on (``semantic_vad``, as its eagerness says) or off."""
+        if not self.semantic:
+            return replace(config, turns=False)
+        e = EAGERNESS[self.eagerness]
+        return replace(config, turns=True, eot_threshold=e.eot_threshold,
+                       eager_eot_threshold=e.eager_eot_threshold,
+                       eot_timeout_ms=e.eot_timeout_ms)  # fmt: skip
 
     def as_json(self) -> dict[str, Any] | None:
         if self.type is None:
             return None
+        if self.semantic:  # OpenAI's SemanticVad has none of server VAD's numbers
+            return {"type": self.type, "eagerness": self.eagerness}
         return {
             "type": self.type, "threshold": self.threshold,
             "prefix_padding_ms": self.prefix_ms, "silence_duration_ms": self.silence_ms,
@@ -182,10 +239,14 @@ def _turn(value: object, param: str) -> TurnDetection:
         if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 10_000:
             raise RealtimeError(f"{param}.{key} must be a whole number of milliseconds", param=param)
         ms[key] = raw
+    eagerness = value.get("eagerness") or "auto"
+    if kind == "semantic_vad" and eagerness not in EAGERNESS:
+        raise RealtimeError(f"{param}.eagerness must be one of low, medium, high, auto", param=param)
     turn = TurnDetection(
         type=kind,
         silence_ms=ms.get("silence_duration_ms", DEFAULT_SILENCE_MS),
         prefix_ms=ms.get("prefix_padding_ms", DEFAULT_PREFIX_MS),
+        eagerness=eagerness if kind == "semantic_vad" else "auto",
     )
     threshold = value.get("threshold")
     if threshold is not None:
@@ -215,3 +276,51 @@ def session_json(s: Settings, session_id: str, *, beta: bool) -> dict[str, Any]:
             "turn_detection": s.turn.as_json(), "noise_reduction": s.noise_reduction,
         }},
     }  # fmt: skip
+
+
+class TurnItems:
+    """With ``semantic_vad`` an item is a turn of the end-of-turn model, which may hold several
+    utterances (a hesitation ends an utterance, not the turn). This turns the session's turn
+    events into the utterance events the translator builds items from, numbered by turn:
+    ``TurnStarted`` → ``SpeechStarted`` (``speech_started``); committed words → the open turn's
+    (deltas); ``TurnEnded`` → ``UtteranceEnded`` (``speech_stopped`` unless a commit ended it,
+    ``committed``, the item, ``completed`` with the turn's text); the utterances' own events,
+    and the eager and resumed points, which OpenAI has no event for, → nothing.
+
+    A commit (the session's ``finalize``) ends the open turn at once, and that turn's end
+    answers it; the session's ``Finalized`` must then not answer it again, whichever of the two
+    comes first. So this keeps which turn is open, and whether a finalize's two answers are half
+    seen. A commit with no turn open gets its own (empty) item, as with server VAD.
+    """
+
+    def __init__(self) -> None:
+        self._open: int | None = None
+        self._next = 0  # the turn that starts next
+        self._commit_waits = False  # a Finalized came with a turn open: its TurnEnded answers it
+        self._commit_answered = False  # a turn ended by a finalize whose Finalized has not come
+
+    def utterance_event(self, event: Event) -> Event | None:
+        if isinstance(event, TurnStarted):
+            self._open = event.turn
+            return SpeechStarted(event.at, event.turn)
+        if isinstance(event, TranscriptChanged):
+            turn = self._open if self._open is not None else self._next
+            return replace(event, utterance=turn if event.words else None)
+        if isinstance(event, TurnEnded):
+            self._open, self._next = None, event.turn + 1
+            if event.trigger == TurnTrigger.FINALIZE:
+                self._commit_answered = not self._commit_waits
+                self._commit_waits = False
+            reason = {TurnTrigger.FINALIZE: CloseReason.FINALIZE, TurnTrigger.EOF: CloseReason.EOF}.get(
+                event.trigger, CloseReason.PAUSE
+            )
+            return UtteranceEnded(event.start, event.end, event.text, event.words, reason, event.turn)
+        if isinstance(event, Finalized):
+            if self._open is not None:
+                self._commit_waits = True
+                return None
+            if self._commit_answered:
+                self._commit_answered = False
+                return None
+            return Finalized(event.audio_seconds, None)
+        return None
