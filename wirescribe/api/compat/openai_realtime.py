@@ -17,7 +17,9 @@ the client decides: deltas stream the same way, and an item ends only at
 ``input_audio_buffer.commit`` (the session's ``finalize``). A commit is answered by the
 utterance end it caused (reason ``finalize``) or, when no utterance was open, by the session's
 :class:`~wirescribe.streaming.events.Finalized` (``closed`` None): the translator counts no
-pending commits and keeps no flag for an open turn. What the subset is, and what differs from
+pending commits and keeps no flag for an open turn. With ``semantic_vad`` an item is a turn of
+the end-of-turn model instead, which :class:`~.openai_session.TurnItems` turns into the same
+utterance events, numbered by turn. What the subset is, and what differs from
 OpenAI's service, is in docs/compatibility.md.
 """
 
@@ -41,6 +43,7 @@ from wirescribe.api.compat.openai_session import (
     Settings,
     SettingsReader,
     TurnDetection,
+    TurnItems,
     check_token_query,
     session_json,
 )
@@ -116,6 +119,7 @@ class RealtimeTranscription:
         self._previous_item: str | None = None
         self._items = 0  # items completed so far on this connection
         self._item_prefix = new_id("item_", 12)
+        self._turns = TurnItems()  # semantic_vad's turns as items
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -144,10 +148,10 @@ class RealtimeTranscription:
     @property
     def config(self) -> SessionConfig:
         s = self.settings
-        return SessionConfig(
+        return s.turn.apply(SessionConfig(
             language=s.language, keyterms=s.keywords, prompt=s.prompt,
             endpointing_ms=min(max(s.turn.silence_ms, 100), 5000),
-        )  # fmt: skip
+        ))  # fmt: skip
 
     @property
     def vad_options(self) -> VadOptions:
@@ -262,6 +266,11 @@ class RealtimeTranscription:
 
     def event(self, event: Event) -> list[dict[str, Any]]:
         """The messages for one session event."""
+        if self.settings.turn.semantic:  # an item is a turn: its events as an utterance's
+            as_utterance = self._turns.utterance_event(event)
+            if as_utterance is None:
+                return []
+            event = as_utterance
         if isinstance(event, SpeechStarted):
             if not self.server_vad:
                 return []
