@@ -188,6 +188,9 @@ class Settings:
     encoder_context: float = 12.0  # seconds the encoder sees per live update (30: Whisper's full)
     models: tuple[ModelSpec, ...] = ()  # STT_MODELS: loaded besides STT_MODEL (asr/registry.py)
     models_memory_mb: int = 0  # STT_MODELS_MEMORY_MB: what all models may take (0: the machine's)
+    # STT_TURN_MODEL: the end-of-turn model's ONNX file (None: the one the pipecat-ai wheel
+    # ships, asr/turn_model.py); "off": none (turns end on the transcript and silence alone)
+    turn_model: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -236,6 +239,7 @@ class Settings:
             encoder_context=e.number("ENCODER_CONTEXT", d.encoder_context, 0, 30),
             models=models_from_env(e),
             models_memory_mb=e.number("MODELS_MEMORY_MB", d.models_memory_mb),
+            turn_model=e.raw("STT_TURN_MODEL"),
         )
 
     def resolved(self, cores: int | None = None) -> Settings:

@@ -27,10 +27,11 @@ TURN_SETTINGS = ("eot_threshold", "eager_eot_threshold", "eot_timeout_ms")
 
 def _number(name: str, value: object, low: float, high: float, whole: bool = False) -> float:
     if isinstance(value, str):
+        text = value
         try:
-            value = float(value)
+            value = float(text)
         except ValueError as e:
-            raise OptionError(f"{name} must be a number, not {shown(value)}") from e
+            raise OptionError(f"{name} must be a number, not {shown(text)}") from e
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise OptionError(f"{name} must be a number")
     if whole and value != int(value):
