@@ -164,6 +164,7 @@ class Settings:
     max_session_wall_seconds: float = 10800.0  # wall clock per session; then final + 1000 (0: none)
     max_sessions: int = 0  # past it: busy + 1013 (0: auto, see resolved())
     max_sessions_per_client: int = 4  # live sessions from one client address; past it: busy (0: off)
+    admission: str = "measured"  # measured: limit follows the load (api/admission.py); fixed: max_sessions
     idle_timeout: float = 60.0  # no frame for this long: timeout, final + 1000 (0: never)
     max_audio_rate: float = 4.0  # sustained audio seconds per wall second (0: unlimited)
     audio_burst_seconds: float = 30.0  # audio a session may send at once before the rate applies
@@ -221,6 +222,7 @@ class Settings:
             max_session_wall_seconds=e.number("MAX_SESSION_WALL_SECONDS", d.max_session_wall_seconds),
             max_sessions=e.number("MAX_SESSIONS", d.max_sessions),
             max_sessions_per_client=e.number("MAX_SESSIONS_PER_CLIENT", d.max_sessions_per_client),
+            admission=e.choice("ADMISSION", d.admission, ("measured", "fixed")),
             idle_timeout=e.number("IDLE_TIMEOUT", d.idle_timeout),
             max_audio_rate=e.number("MAX_AUDIO_RATE", d.max_audio_rate),
             audio_burst_seconds=e.number("AUDIO_BURST_SECONDS", d.audio_burst_seconds),
