@@ -197,3 +197,32 @@ def test_server_vad_ignores_turn_events() -> None:
                    TurnEnded(0, " Hi", (), 0.9, TurnTrigger.MODEL, 0.1, 0.4)]  # fmt: skip
     assert [m for e in turn_events for m in rt.event(e)] == []
     assert kinds(rt.event(SpeechStarted(0.1, utterance=0))) == ["input_audio_buffer.speech_started"]
+
+
+def test_a_commit_answered_by_a_turn_already_judged_over() -> None:
+    """The model had judged the turn over when the commit closed its utterance: that turn's end
+    (trigger model) answers the commit, and the session's Finalized adds no empty item."""
+    rt = make({"type": "semantic_vad"})
+    append(rt, 1.0)
+    rt.event(TurnStarted(0, 0.1))
+    rt.event(TranscriptChanged(" One.", "", 1.0, (w(" One.", 0.1, 0.4),), utterance=0))
+    rt.client_text('{"type": "input_audio_buffer.commit"}')
+    events: list[Event] = [UtteranceEnded(0.1, 0.4, " One.", (), CloseReason.FINALIZE, utterance=0),
+                           TurnEnded(0, " One.", (), 0.8, TurnTrigger.MODEL, 0.1, 0.4),
+                           Finalized(1.0, closed=0)]  # fmt: skip
+    out = [m for e in events for m in rt.event(e)]
+    assert kinds(out).count(COMPLETED) == 1 and out[-1]["transcript"] == "One."
+
+
+def test_a_commit_of_speech_without_words_gets_an_empty_item() -> None:
+    """Voice activity with no words starts no turn: its commit is answered by an empty item."""
+    rt = make({"type": "semantic_vad"})
+    append(rt, 1.0)
+    rt.client_text('{"type": "input_audio_buffer.commit"}')
+    events: list[Event] = [SpeechStarted(0.1, utterance=0),
+                           UtteranceEnded(0.1, 0.4, "", (), CloseReason.FINALIZE, utterance=0),
+                           Finalized(1.0, closed=0)]  # fmt: skip
+    out = [m for e in events for m in rt.event(e)]
+    assert kinds(out) == ["input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
+                          COMPLETED]  # fmt: skip
+    assert out[-1]["transcript"] == ""

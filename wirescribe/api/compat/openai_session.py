@@ -288,14 +288,16 @@ class TurnItems:
     and the eager and resumed points, which OpenAI has no event for, → nothing.
 
     A commit (the session's ``finalize``) ends the open turn at once, and that turn's end
-    answers it; the session's ``Finalized`` must then not answer it again, whichever of the two
-    comes first. So this keeps which turn is open, and whether a finalize's two answers are half
-    seen. A commit with no turn open gets its own (empty) item, as with server VAD.
+    answers it (whatever its trigger: a turn already judged over ends with the utterance the
+    finalize closed); the session's ``Finalized`` must then not answer it again, whichever of
+    the two comes first. So this keeps which turn is open and where a finalize's answers stand.
+    A commit with no turn open gets its own (empty) item, as with server VAD.
     """
 
     def __init__(self) -> None:
         self._open: int | None = None
         self._next = 0  # the turn that starts next
+        self._finalizing = False  # a finalize closed an utterance; its Finalized has not come
         self._commit_waits = False  # a Finalized came with a turn open: its TurnEnded answers it
         self._commit_answered = False  # a turn ended by a finalize whose Finalized has not come
 
@@ -306,16 +308,13 @@ class TurnItems:
         if isinstance(event, TranscriptChanged):
             turn = self._open if self._open is not None else self._next
             return replace(event, utterance=turn if event.words else None)
+        if isinstance(event, UtteranceEnded):
+            self._finalizing = self._finalizing or event.reason == CloseReason.FINALIZE
+            return None  # an utterance is not an item: its turn is
         if isinstance(event, TurnEnded):
-            self._open, self._next = None, event.turn + 1
-            if event.trigger == TurnTrigger.FINALIZE:
-                self._commit_answered = not self._commit_waits
-                self._commit_waits = False
-            reason = {TurnTrigger.FINALIZE: CloseReason.FINALIZE, TurnTrigger.EOF: CloseReason.EOF}.get(
-                event.trigger, CloseReason.PAUSE
-            )
-            return UtteranceEnded(event.start, event.end, event.text, event.words, reason, event.turn)
+            return self._ended(event)
         if isinstance(event, Finalized):
+            self._finalizing = False
             if self._open is not None:
                 self._commit_waits = True
                 return None
@@ -324,3 +323,12 @@ class TurnItems:
                 return None
             return Finalized(event.audio_seconds, None)
         return None
+
+    def _ended(self, event: TurnEnded) -> UtteranceEnded:
+        self._open, self._next = None, event.turn + 1
+        if event.trigger == TurnTrigger.FINALIZE or self._finalizing:
+            self._commit_answered = not self._commit_waits
+            self._commit_waits = False
+        reasons = {TurnTrigger.FINALIZE: CloseReason.FINALIZE, TurnTrigger.EOF: CloseReason.EOF}
+        reason = reasons.get(event.trigger, CloseReason.PAUSE)
+        return UtteranceEnded(event.start, event.end, event.text, event.words, reason, event.turn)
