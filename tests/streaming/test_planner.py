@@ -201,3 +201,10 @@ def test_a_turn_over_ends_its_utterance_without_waiting_for_the_endpointing() ->
     assert plan(quiet, OPTS).step is Step.IDLE
     assert plan(replace(quiet, hint=TurnHint.OVER), OPTS).step is Step.END_QUIET
     assert plan(replace(quiet, hint=TurnHint.EAGER), OPTS).step is Step.IDLE
+
+
+def test_no_refresh_while_the_turn_model_judges_a_pause() -> None:
+    end = 10 * S - int(0.12 * S)
+    state = replace(SPEAKING, uncommitted_speech=(5 * S, end), open_speech_end=end, hint=TurnHint.JUDGING)
+    assert plan(state, OPTS).step is Step.IDLE
+    assert plan(replace(state, request=CloseReason.FINALIZE), OPTS).step is Step.CLOSE  # requests go on

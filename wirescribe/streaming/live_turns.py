@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from wirescribe.streaming.events import Event, SessionConfig
+from wirescribe.streaming.planner import TurnHint
 from wirescribe.streaming.policy import SR, StreamingPolicy
 from wirescribe.streaming.turn_taking import TurnTaker
 
@@ -61,14 +62,17 @@ class LiveTurns:
     async def after_audio(self, policy: StreamingPolicy) -> bool:
         """Audio came: a pause long enough is scored (once), the machine judges the silence.
         True when the policy's hint changed (the session then settles and wakes its loop)."""
-        total, taker = policy.total_samples, self.taker
+        total, taker, hint = policy.total_samples, self.taker, policy.turn_hint
         taker.tick(total, policy.last_speech_end(), SR)
         if taker.needs_score(total, SR):
             end = taker.speech_end
             assert end is not None
+            policy.turn_hint = TurnHint.JUDGING
             probability = await self._score(total)
             taker.scored(probability, end, policy.total_samples, SR)
-        before, policy.turn_hint = policy.turn_hint, taker.hint
+            log.debug("turn pause at %.2f s scored %s at %.2f s: hint %s", end / SR, probability,
+                      policy.total_samples / SR, taker.hint.value)  # fmt: skip
+        before, policy.turn_hint = hint, taker.hint
         return policy.turn_hint is not before
 
     async def _score(self, total: int) -> float | None:

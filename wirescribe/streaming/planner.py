@@ -39,6 +39,7 @@ class TurnHint(Enum):
     """What the turn-taking says of the open utterance (``turn_taking.py``; NONE without it)."""
 
     NONE = "none"
+    JUDGING = "judging"  # the model is scoring the pause (a few ms): no live refresh meanwhile
     EAGER = "eager"  # the turn is likely over: its closing pass starts now (held, as any)
     OVER = "over"  # the turn is over: the utterance ends now, not at the endpointing
 
@@ -143,6 +144,8 @@ def _decide(state: PlanState, options: StreamingOptions) -> Plan:
         if state.total - speech_end >= pause:
             return _pause_close(state, options, speech_end)
         return Plan(Step.CLOSE, state.request, end=state.total)
+    if state.hint is TurnHint.JUDGING:
+        return IDLE  # a refresh now would make the closing pass that may follow wait for it
     if state.hint is not TurnHint.NONE and state.total - speech_end >= TURN_PROBE * SR:
         return _pause_close(state, options, speech_end)
     if state.total - state.last_window_end < options.min_new_audio * SR:
