@@ -90,7 +90,7 @@ def test_the_form_fields_reach_the_model(
 ) -> None:
     with speech_wav.open("rb") as f:
         client_for(app_client).audio.transcriptions.create(
-            model="anything-at-all", file=f, language="en", prompt="Dashwood, Norland.", temperature=0.4
+            model="whisper-1", file=f, language="en", prompt="Dashwood, Norland.", temperature=0.4
         )
     options = fake_model.options[-1]
     assert (options.language, options.prompt, options.temperature) == (

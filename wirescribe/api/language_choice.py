@@ -17,7 +17,7 @@ from typing import Any
 
 from wirescribe.api import session_options
 from wirescribe.api.protocol import ProtocolError, SessionParams
-from wirescribe.api.session_options import OptionError
+from wirescribe.api.session_options import AUTO, OptionError
 from wirescribe.asr.registry import models_of
 from wirescribe.asr.types import ModelBackend
 from wirescribe.streaming.events import LanguageDetected, SessionConfig
@@ -112,7 +112,7 @@ def choose_openai(backend: ModelBackend, model: object, language: object, task: 
         default = models.get(None)
         english_only = default.default_language is not None
         wants_other = task == "translate" or (
-            isinstance(language, str) and language.strip().lower() not in ("", "auto", "en")
+            isinstance(language, str) and language.strip().lower() not in ("", "en")  # auto: detect
         )
         multilingual = [n for n in models.names if models.get(n).default_language is None]
         name = multilingual[0] if english_only and wants_other and multilingual else models.default
@@ -140,3 +140,32 @@ def model_list(backend: ModelBackend) -> dict[str, Any]:
             "tasks": ["transcribe", "translate"] if model.default_language is None else ["transcribe"],
         })  # fmt: skip
     return {"object": "list", "data": data}
+
+
+def _deepgram_tier(name: str) -> bool:
+    """A Deepgram model name (nova-3, nova-2-general, enhanced, whisper-large, …): this server
+    answers it with its own models, as OpenAI's names."""
+    return name.split("-")[0] in ("nova", "enhanced", "whisper", "general", "phonecall", "meeting", "base")
+
+
+def choose_deepgram(backend: ModelBackend, model: object, language: object, detect: bool) -> Choice:
+    """Deepgram's ``model``, ``language`` (``fr``, ``fr-FR``, ``multi``) and ``detect_language``:
+    a loaded model by name, or a Deepgram name for the default (a multilingual model when the
+    default speaks English only and another language, ``multi`` or detection is asked for)."""
+    models = models_of(backend)
+    code = language.split("-")[0].strip().lower() if isinstance(language, str) else ""
+    auto = detect or code in ("", "multi")
+    code = "auto" if auto and (detect or code == "multi") else code
+    name = model.strip() if isinstance(model, str) else ""
+    if name in models.names:
+        return choose(backend, name, code or None)
+    if name and not _deepgram_tier(name):
+        loaded = ", ".join(models.names)
+        raise OptionError(f"model {session_options.shown(name)} is not served here (loaded: {loaded})")
+    return choose_openai(backend, None, code or None)
+
+
+def known_languages(backend: ModelBackend) -> list[str]:
+    """Every language one of the loaded models knows, and ``auto`` (detect)."""
+    models = models_of(backend)
+    return [*sorted({code for n in models.names for code in models.get(n).supported_languages}), AUTO]

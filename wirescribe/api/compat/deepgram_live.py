@@ -31,15 +31,17 @@ from typing import Any
 from wirescribe.api import session_options
 from wirescribe.api.actions import Audio, Configure, End, Finalize, KeepAlive
 from wirescribe.api.compat.actions import Parsed, Refusal, new_id
+from wirescribe.api.language_choice import choose_deepgram
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.session_options import OptionError
-from wirescribe.asr.types import Word
+from wirescribe.asr.types import ModelBackend, Word
 from wirescribe.streaming.events import (
     MAX_ENDPOINTING_MS,
     MIN_ENDPOINTING_MS,
     CloseReason,
     Event,
     Finalized,
+    LanguageDetected,
     SessionConfig,
     SpeechStarted,
     TranscriptChanged,
@@ -108,15 +110,27 @@ class Options:
     vad_events: bool = False
     punctuate: bool = False
     keyterms: tuple[str, ...] = ()
+    detect_language: bool = False  # detected_language in every final result
+    server_model: str | None = None  # the loaded model that answers (language_choice.choose_deepgram)
 
 
 def parse_options(
-    query: Mapping[str, str], keyterms: Sequence[str], languages: Sequence[str], default_language: str | None
+    query: Mapping[str, str],
+    keyterms: Sequence[str],
+    languages: Sequence[str],
+    default_language: str | None,
+    models: ModelBackend | None = None,
 ) -> Options:
     """The connection's query (``keyterms``: every ``keyterm`` value); :class:`DeepgramRefused`
-    (HTTP 400) for what this server cannot do, as Deepgram answers a bad request."""
+    (HTTP 400) for what this server cannot do, as Deepgram answers a bad request. ``models``:
+    the loaded models, among which ``model``/``language``/``detect_language`` choose."""
     try:
-        return _parse(query, keyterms, languages, default_language)
+        if models is None:
+            return _parse(query, keyterms, languages, default_language)
+        options = _parse({k: v for k, v in query.items() if k != "language"}, keyterms, languages, None)
+        detect = _flag(query, "detect_language", False)
+        choice = choose_deepgram(models, query.get("model"), query.get("language"), detect)
+        return replace(options, language=choice.language, server_model=choice.name, detect_language=detect)
     except OptionError as e:
         raise DeepgramRefused("bad_request", str(e)) from e
 
@@ -193,11 +207,12 @@ class DeepgramLive:
     def __init__(self, options: Options, *, model_name: str, request_id: str | None = None) -> None:
         self.options = options
         self.request_id = request_id or new_id("", 32)
-        self._server_model = model_name
+        self._server_model = options.server_model or model_name
         self._sha = hashlib.sha256()
         self._cursor = 0.0  # seconds: where the next final result's span starts
+        self._language = options.language  # detect_language: told in results (None: not yet heard)
         self._config = SessionConfig(
-            language=options.language, keyterms=options.keyterms,
+            language=options.language, keyterms=options.keyterms, model=options.server_model,
             endpointing_ms=_clamp(options.endpointing_ms if options.endpointing_ms is not None
                                   else options.utterance_end_ms or 1000),
         )  # fmt: skip
@@ -266,6 +281,9 @@ class DeepgramLive:
     # -- session events ----------------------------------------------------------------------
 
     def event(self, event: Event) -> list[dict[str, Any]]:
+        if isinstance(event, LanguageDetected):
+            self._language = event.language
+            return []
         if isinstance(event, SpeechStarted):
             if not self.options.vad_events:
                 return []
@@ -331,12 +349,15 @@ class DeepgramLive:
         # which the session's events carry no probabilities: 0.0 says "not known", where any
         # other number would be made up.
         confidence = sum(w.probability for w in words) / len(words) if words else 0.0
+        best = {"transcript": transcript, "confidence": round(confidence, 4), "words": listed}
+        channel: dict[str, Any] = {"alternatives": [best]}
+        if self.options.detect_language and is_final and self._language is not None:
+            channel["detected_language"] = self._language
         return {
             "type": "Results", "channel_index": [0, 1], "duration": round(max(0.0, end - start), 3),
             "start": round(start, 3), "is_final": is_final, "speech_final": speech_final,
             "from_finalize": from_finalize,
-            "channel": {"alternatives": [{"transcript": transcript, "confidence": round(confidence, 4),
-                                          "words": listed}]},
+            "channel": channel,
             "metadata": {"request_id": self.request_id, "model_uuid": MODEL_UUID,
                          "model_info": {"name": self._server_model, "version": "", "arch": "whisper"}},
         }  # fmt: skip

@@ -102,7 +102,7 @@ class OpenAIRealtimeDialect(Dialect):
         try:
             self._rt = RealtimeTranscription.connect(
                 websocket.query_params, websocket.headers, model_name=t.name,
-                languages=t.supported_languages, default_language=t.default_language,
+                languages=t.supported_languages, default_language=t.default_language, models=t,
             )  # fmt: skip
         except RealtimeError as e:
             raise ProtocolError("bad_request", e.message) from e
@@ -194,7 +194,7 @@ def deepgram_for(websocket: WebSocket, state: AppState) -> DeepgramLive:
     try:
         options = parse_options(
             websocket.query_params, websocket.query_params.getlist("keyterm"),
-            t.supported_languages, t.default_language,
+            t.supported_languages, t.default_language, t,
         )  # fmt: skip
     except DeepgramRefused as e:
         raise ProtocolError("bad_request", e.message) from e

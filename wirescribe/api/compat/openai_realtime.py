@@ -47,8 +47,10 @@ from wirescribe.api.compat.openai_session import (
     check_token_query,
     session_json,
 )
+from wirescribe.api.language_choice import Choice, UnknownModelName, choose_openai, known_languages
 from wirescribe.api.protocol import ProtocolError
-from wirescribe.asr.types import Word
+from wirescribe.api.session_options import OptionError
+from wirescribe.asr.types import ModelBackend, Word
 from wirescribe.audio.vad import VadOptions
 from wirescribe.streaming.events import (
     CloseReason,
@@ -105,12 +107,16 @@ class RealtimeTranscription:
         languages: Sequence[str],
         default_language: str | None,
         session_id: str | None = None,
+        models: ModelBackend | None = None,
     ) -> None:
         self.beta = beta
         self.session_id = session_id or new_id("sess_", 24)
         self._server_model = model_name
+        self._models = models  # the transcription model chooses among them (choose_openai)
+        languages = known_languages(models) if models is not None else languages
         self._reader = SettingsReader(languages, default_language)
         self.settings = Settings(language=default_language)
+        self._choice: Choice | None = None if models is None else choose_openai(models, None, None)
         self._bytes = 0  # audio bytes appended in the session's format
         self._buffer_bytes = 0  # … when the input buffer was last committed or cleared
         self._committed = ""  # the session's committed text as last seen (the delta cursor)
@@ -132,12 +138,14 @@ class RealtimeTranscription:
         model_name: str,
         languages: Sequence[str],
         default_language: str | None,
+        models: ModelBackend | None = None,
     ) -> RealtimeTranscription:
         """The translator for a new connection; :class:`RealtimeError` for a query this server
         does not serve (then sent as ``error`` before closing with 1008)."""
         check_token_query(query)
         beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
-        return cls(beta=beta, model_name=model_name, languages=languages, default_language=default_language)
+        return cls(beta=beta, model_name=model_name, languages=languages, default_language=default_language,
+                   models=models)  # fmt: skip
 
     @property
     def decoder_format(self) -> tuple[str, int]:
@@ -147,10 +155,10 @@ class RealtimeTranscription:
 
     @property
     def config(self) -> SessionConfig:
-        s = self.settings
+        s, c = self.settings, self._choice
         return s.turn.apply(SessionConfig(
-            language=s.language, keyterms=s.keywords, prompt=s.prompt,
-            endpointing_ms=min(max(s.turn.silence_ms, 100), 5000),
+            language=c.language if c else s.language, model=c.name if c else None, keyterms=s.keywords,
+            prompt=s.prompt, endpointing_ms=min(max(s.turn.silence_ms, 100), 5000),
         ))  # fmt: skip
 
     @property
@@ -252,6 +260,12 @@ class RealtimeTranscription:
 
     def _update(self, session: object, *, beta: bool) -> Parsed:
         settings = self._reader.update(self.settings, session, beta=beta)
+        if self._models is not None:
+            try:  # the model and language, checked together; a language any loaded model knows passed
+                self._choice = choose_openai(self._models, settings.model, settings.language)
+            except OptionError as e:
+                where = "model" if isinstance(e, UnknownModelName) else "language"
+                raise RealtimeError(str(e), param=f"session.audio.input.transcription.{where}") from e
         if settings.audio_format != self.settings.audio_format and self._bytes:
             raise RealtimeError("the audio format cannot change once audio was appended",
                                 param="session.audio.input.format")  # fmt: skip
