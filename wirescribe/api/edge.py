@@ -167,8 +167,8 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
         setup = dialect.setup(websocket, state)
         if state.draining:
             raise ProtocolError("busy", "the server is shutting down")
-        if state.at_capacity:
-            raise ProtocolError("busy", f"the server is at its limit of {settings.max_sessions} sessions")
+        if (refusal := state.refusal()) is not None:  # the session limit, fixed or measured
+            raise ProtocolError("busy", refusal)
         client = _counted_address(websocket, settings, grant)
         if state.client_at_capacity(client):
             limit = settings.max_sessions_per_client
@@ -286,9 +286,9 @@ async def _stop_receiving(receiver: asyncio.Task[str], stopping: asyncio.Event) 
 
 
 async def _watch_audio_floor(session: LiveSession, settings: Settings) -> str:
-    """Returns (the message for the client) once the session decodes less audio than
-    ``STT_MIN_AUDIO_RATE`` over a window of ``STT_AUDIO_RATE_WINDOW`` seconds; never when off.
-    The first window starts at the client's first byte (before it, the idle timeout applies)."""
+    """Returns (the message for the client) once the session falls below ``STT_MIN_AUDIO_RATE``
+    with ``STT_AUDIO_RATE_WINDOW`` seconds of slack (:class:`AudioFloor`); never when off. The
+    credit starts at the client's first byte (before it, the idle timeout applies)."""
     floor = AudioFloor(settings.min_audio_rate, settings.audio_rate_window)
     if floor.rate <= 0:
         await asyncio.Event().wait()  # no floor: wait to be cancelled with the session
@@ -299,13 +299,10 @@ async def _watch_audio_floor(session: LiveSession, settings: Settings) -> str:
     watch = AudioFloorWatch(floor, loop.time())
     while True:
         await asyncio.sleep(tick)
-        gained = watch.shortfall(session.decoded_seconds, loop.time())
-        if gained is not None:
-            log.info("ending: %.1f s of audio in the last %g s", gained, floor.window)
-            return (
-                f"only {gained:.1f} s of audio decoded in the last {floor.window:g} s: a session must"
-                f" send at least {floor.rate:g} s of audio per second (silence counts)"
-            )
+        short = watch.shortfall(session.decoded_seconds, loop.time())
+        if short is not None:
+            log.info("ending: %.1f s of audio in the last %.0f s", short.audio, short.seconds)
+            return short.message
 
 
 async def _cancel_all(tasks: tuple[asyncio.Task[Any], ...]) -> None:

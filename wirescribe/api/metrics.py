@@ -34,6 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from wirescribe.api.admission import RecentValues
 from wirescribe.asr.scheduler import JobTiming
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Metrics:
             "Uploads waiting for their turn (STT_MAX_FILE_JOBS)",
             registry=r,
         )
+        self.recent_commit_latency = RecentValues()  # for admission by measured load (admission.py)
         r.register(_StateCollector(state))
 
     def observe(self, timing: JobTiming) -> None:
@@ -132,6 +134,11 @@ class Metrics:
     def observe_commit_latency(self, seconds: float) -> None:
         """A live session committed a word this long after the audio of its end was decoded."""
         self.commit_latency_seconds.observe(seconds)
+        self.recent_commit_latency.add(seconds)
+
+    def commit_lag_p90(self, within: float) -> float | None:
+        """The 90th percentile of the commit latencies of the last ``within`` seconds (None: none)."""
+        return self.recent_commit_latency.quantile(0.9, within)
 
     def count_early_commits(self, words: int, disagreed: int) -> None:
         """A session's words committed early, and how many its closing passes heard otherwise."""
@@ -183,6 +190,12 @@ class _StateCollector(Collector):
             "Refreshes held back under load for having no new speech (shed before other work)",
             value=stats.deferred,
         )
+        yield CounterMetricFamily(
+            "stt_scheduler_lightened",
+            "Closing windows decoded lighter (shorter context, greedy) while other turns waited",
+            value=stats.lightened,
+        )
+        yield from _admission(state)
         model = state.transcriber
         info = GaugeMetricFamily(
             "stt_model_info", "The loaded model (always 1)", labels=["model", "device", "compute_type"]
@@ -193,3 +206,44 @@ class _StateCollector(Collector):
             yield GaugeMetricFamily(
                 "stt_model_load_seconds", "Time loading the model took", value=model.load_seconds
             )
+
+
+def _admission(state: AppState) -> Iterator[Metric]:
+    """The admission of live sessions now (``admission.py``): what it measured and decided."""
+    a = state.admission_state()
+    yield GaugeMetricFamily(
+        "stt_admission_open",
+        "1 while a new live session is admitted, 0 while it gets busy",
+        value=int(a.admit),
+    )
+    yield GaugeMetricFamily(
+        "stt_admission_limit",
+        "Live sessions admitted at most now (measured, or the fixed limit)",
+        value=a.limit,
+    )
+    yield GaugeMetricFamily(
+        "stt_admission_ceiling", "The fixed session limit (STT_MAX_SESSIONS)", value=a.ceiling
+    )
+    load = a.load
+    yield GaugeMetricFamily(
+        "stt_admission_cost_per_session",
+        "Fraction of one model worker a live session costs (measured over the window, or the prior)",
+        value=load.cost_per_session,
+    )
+    if load.busy is not None:
+        yield GaugeMetricFamily(
+            "stt_admission_busy_fraction",
+            "Workers' time in the model over the window, per worker",
+            value=load.busy,
+        )
+    if load.commit_lag_p90 is not None:
+        yield GaugeMetricFamily(
+            "stt_admission_commit_lag_p90_seconds",
+            "90th percentile of committed-word latency over the window",
+            value=load.commit_lag_p90,
+        )
+    yield GaugeMetricFamily(
+        "stt_admission_queue_age_seconds",
+        "Mean queue time of the model calls of the window, or the oldest queued call's age if longer",
+        value=load.queue_age,
+    )

@@ -11,6 +11,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from wirescribe.api.admission import Admission, AdmissionLimits, AdmissionState
 from wirescribe.api.hosts import HostPolicy
 from wirescribe.api.lifecycle import LiveConnection
 from wirescribe.api.metrics import Metrics
@@ -52,16 +53,31 @@ class AppState:
     draining: bool = False  # shutting down: new sessions and uploads are refused
     hosts: HostPolicy = field(init=False)  # the Host names answered (STT_ALLOWED_HOSTS + defaults)
     tokens: TemporaryTokens | None = field(init=False)  # temporary tokens (None: no STT_TOKEN)
+    admission: Admission = field(init=False)  # whether one more live session fits (STT_ADMISSION)
 
     def __post_init__(self) -> None:
         # Derived from the settings here, so every AppState (tests' too) has them consistent.
         self.hosts = HostPolicy.build(self.settings.allowed_hosts)
         token, ttl = self.settings.token, self.settings.temp_token_max_ttl
         self.tokens = TemporaryTokens(token, ttl) if token is not None else None
+        s = self.settings
+        limits = AdmissionLimits(s.max_sessions, max(1, s.scheduler_workers), s.admission)
+        # Read lazily: the scheduler's stats and the metrics' recent commit latencies.
+        self.admission = Admission(
+            limits, lambda: self.scheduler.stats(), lambda within: self.metrics.commit_lag_p90(within)
+        )
+
+    def admission_state(self) -> AdmissionState:
+        """Whether one more live session is admitted now, and the load that says so."""
+        return self.admission.state(len(self.sessions))
+
+    def refusal(self) -> str | None:
+        """Why a new live session is refused now (``busy``), or None: it is admitted."""
+        return self.admission_state().reason
 
     @property
     def at_capacity(self) -> bool:
-        return len(self.sessions) >= self.settings.max_sessions
+        return self.refusal() is not None
 
     def client_at_capacity(self, client: str | None) -> bool:
         """``client`` (an address; None: unknown, never limited) holds as many live sessions as

@@ -1,0 +1,174 @@
+"""Admission by measured load (``api/admission.py``), with a fake scheduler and a simulated clock:
+the limit follows the measured cost per session, late sessions close the door, the fixed limit
+stays for operators; and the app state's refusal is what the edge sends as ``busy``."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from wirescribe.api.admission import FIXED, Admission, AdmissionLimits, RecentValues
+from wirescribe.api.lifecycle import LiveConnection
+from wirescribe.api.metrics import Metrics
+from wirescribe.api.state import AppState
+from wirescribe.asr.load import SchedulerStats
+from wirescribe.settings import Settings
+
+
+class World:
+    """A clock, the scheduler's counters and the recent commit lag, all set by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.busy = 0.0
+        self.jobs = 0
+        self.waited = 0.0
+        self.oldest_queued = 0.0
+        self.lag: float | None = None
+
+    def clock(self) -> float:
+        return self.now
+
+    def stats(self) -> SchedulerStats:
+        return SchedulerStats(0, 0, self.jobs, self.busy, waited_seconds=self.waited,
+                              oldest_queued=self.oldest_queued)  # fmt: skip
+
+    def commit_lag(self, within: float) -> float | None:
+        return self.lag
+
+    def run(self, seconds: float, *, busy_per_second: float, calls: int = 10, wait: float = 0.0) -> None:
+        """``seconds`` pass with the workers in the model ``busy_per_second`` s per second."""
+        self.now += seconds
+        self.busy += busy_per_second * seconds
+        self.jobs += calls
+        self.waited += wait * calls
+
+
+def admission(world: World, **limits: Any) -> Admission:
+    lim = AdmissionLimits(**{"ceiling": 12, "workers": 2, **limits})
+    return Admission(lim, world.stats, world.commit_lag, world.clock)
+
+
+def test_before_anything_is_measured_the_prior_sizes_the_limit() -> None:
+    world = World()
+    a = admission(world, prior_cost=0.15, target_busy=0.75)
+    state = a.state(0)
+    assert state.admit and not state.load.measured
+    assert state.limit == 10  # 0.75 * 2 workers / 0.15
+    assert not a.state(10).admit
+    assert "measured capacity of 10" in (a.state(10).reason or "")
+
+
+def test_a_measured_cost_raises_or_lowers_the_limit() -> None:
+    world = World()
+    a = admission(world)
+    a.state(4)
+    world.run(10, busy_per_second=0.4)  # 4 sessions cost 0.4 worker-seconds per second: 0.1 each
+    cheap = a.state(4)
+    assert cheap.load.measured and cheap.load.cost_per_session == pytest.approx(0.1)
+    assert cheap.limit == 12  # 15 by cost, held at the ceiling
+    world.run(20, busy_per_second=1.2)  # the same sessions now cost 0.3 each (a window and more)
+    dear = a.state(4)
+    assert dear.limit == 5 and dear.admit  # 0.75 * 2 / 0.3
+    assert not a.state(5).admit
+
+
+def test_a_peak_cost_is_remembered_through_a_lull() -> None:
+    world = World()
+    a = admission(world, cost_memory=60.0)
+    a.state(6)
+    world.run(10, busy_per_second=1.5)  # 0.25 each
+    assert a.state(6).limit == 6
+    world.run(15, busy_per_second=0.06)  # everyone silent for a while
+    lull = a.state(6)
+    assert lull.load.cost_per_session > 0.15 and lull.limit < 10  # not 0.01 each: the peak decays slowly
+
+
+@pytest.mark.parametrize(
+    ("signal", "words"),
+    [("lag", "commit latency p90 4.5 s"), ("queue", "wait 1.5 s for a worker"), ("busy", "busy 95%")],
+)
+def test_late_sessions_close_the_door(signal: str, words: str) -> None:
+    world = World()
+    a = admission(world, prior_cost=0.05)
+    a.state(3)
+    if signal == "lag":
+        world.lag = 4.5
+        world.run(10, busy_per_second=0.3)
+    elif signal == "queue":
+        world.run(10, busy_per_second=0.3, wait=1.5)
+    else:
+        world.run(10, busy_per_second=1.9)
+    state = a.state(3)
+    assert not state.admit and state.limit <= 3, state
+    assert words in (state.reason or ""), state.reason
+
+
+def test_the_oldest_queued_turn_counts_as_queue_age() -> None:
+    world = World()
+    a = admission(world)
+    world.oldest_queued = 2.0
+    assert not a.state(1).admit
+
+
+def test_the_fixed_mode_is_the_ceiling_alone() -> None:
+    world = World()
+    a = admission(world, mode=FIXED, ceiling=3)
+    world.lag = 20.0
+    assert a.state(2).admit  # late, but under the fixed limit
+    refused = a.state(3)
+    assert not refused.admit and refused.reason == "the server is at its limit of 3 sessions"
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="admission mode"):
+        admission(World(), mode="guess")
+
+
+def test_recent_values_forget_old_ones() -> None:
+    world = World()
+    recent = RecentValues(horizon=30.0, clock=world.clock)
+    for v in (5.0, 5.0, 5.0):
+        recent.add(v)
+    world.now += 20
+    for v in (1.0, 1.0, 2.0):
+        recent.add(v)
+    assert recent.quantile(0.9, within=10) == 2.0
+    assert recent.quantile(0.9, within=60) == 5.0
+    world.now += 100
+    assert recent.quantile(0.9, within=60) is None
+
+
+def app_state(settings: Settings, world: World, sessions: int) -> AppState:
+    none = cast(Any, None)
+    state = AppState(settings, none, cast(Any, world), none, Metrics(lambda: None), none)
+    state.admission = Admission(
+        state.admission.limits, world.stats, state.metrics.commit_lag_p90, world.clock
+    )
+    for i in range(sessions):
+        state.sessions[str(i)] = LiveConnection(str(i), None)
+    return state
+
+
+def test_the_app_states_refusal_follows_the_measured_load() -> None:
+    """The edge sends ``state.refusal()`` as ``busy``: the metrics' commit latencies reach it."""
+    world = World()
+    settings = Settings(max_sessions=12, scheduler_workers=2)
+    state = app_state(settings, world, 2)
+    assert state.refusal() is None and not state.at_capacity
+    for _ in range(20):
+        state.metrics.observe_commit_latency(6.0)  # the sessions admitted commit 6 s late
+    assert state.at_capacity and "commit latency" in (state.refusal() or "")
+    exposition = state.metrics.exposition().decode()
+    assert "stt_admission" not in exposition  # no state source: nothing read at scrape
+
+
+def test_the_app_states_fixed_limit() -> None:
+    state = app_state(Settings(max_sessions=2, admission=FIXED), World(), 2)
+    assert state.refusal() == "the server is at its limit of 2 sessions"
+
+
+def test_at_the_ceiling_the_refusal_names_the_fixed_limit() -> None:
+    refused = admission(World(), ceiling=6, prior_cost=0.1).state(6)
+    assert refused.reason == "the server is at its limit of 6 sessions"
