@@ -150,6 +150,7 @@ async def health(request: Request) -> JSONResponse:
             "device": state.transcriber.device,
             "compute_type": state.transcriber.compute_type,
             "sessions": len(state.sessions),
+            "admission": state.admission_state().as_dict(),  # api/admission.py: admitted now, and why
         }
     )
 
