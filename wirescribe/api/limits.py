@@ -4,19 +4,20 @@ A client may send ``burst`` seconds of audio at once (a recorded clip as fast as
 after that the sustained rate is at most ``rate`` audio seconds per wall-clock second. The
 server applies it as backpressure: the receive loop sleeps for :meth:`AudioRateGate.delay`
 seconds, reading nothing from the socket meanwhile, so a fast client's sends block instead of
-filling the server's memory. Pure: the caller passes the clock.
+filling the server's memory. Its other side, :class:`AudioFloor`, is the least audio a session
+must send to keep its slot. Pure: the caller passes the clock.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 # The bytes-to-audio allowance lives below the api (the live session uses it); re-exported here.
 from wirescribe.audio.allowance import INPUT_SLACK_SECONDS, audio_allowance
 
 __all__ = [
-    "INPUT_SLACK_SECONDS", "AudioFloor", "AudioFloorWatch", "AudioRate", "AudioRateGate", "audio_allowance",
+    "INPUT_SLACK_SECONDS", "AudioFloor", "AudioFloorWatch", "AudioRate", "AudioRateGate", "Shortfall",
+    "audio_allowance",
 ]  # fmt: skip
 
 
@@ -51,36 +52,66 @@ class AudioRateGate:
 
 @dataclass(frozen=True)
 class AudioFloor:
-    """The least audio a live session must decode: ``rate`` audio seconds per wall second over
-    every ``window`` seconds (0: no floor). A slot is paid for with audio: a client that keeps a
-    session open with a trickle of bytes that decode to (almost) nothing — which the idle
-    timeout does not see, since frames keep arriving — is ended after about one window.
+    """The least audio a live session must decode: ``rate`` audio seconds per wall second, with
+    ``window`` seconds of slack (0 rate: no floor). A slot is paid for with audio: a client that
+    keeps a session open with a trickle of bytes that decode to (almost) nothing — which the
+    idle timeout does not see, since frames keep arriving — is ended about one window after it
+    stops sending audio (or after its first window, if it never sent any).
+
+    Kept as a credit (:class:`AudioFloorWatch`): ``rate × window`` seconds at the first byte,
+    earned by decoded audio, spent at ``rate`` per wall second, never more than at the start.
+    So a client that has kept up may pause — send nothing, or only keep-alives — for a whole
+    window: what a voice agent does when its input is muted or ended while it waits for the last
+    transcript (LiveKit's OpenAI plugin stops sending at the end of its input and keeps the
+    socket open). The sliding window this replaces ended such a client after half a window of
+    quiet (30 s), earlier than the idle timeout (60 s) that the same server grants a silent socket.
 
     A real-time client decodes ~1 s per second, silence included, so the default floor (0.5)
-    leaves room for network stalls and a slow start; the first window is the grace period."""
+    leaves room for network stalls and a slow start."""
 
     rate: float = 0.5
     window: float = 60.0
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """A session below the floor: it decoded ``audio`` seconds over the last ``seconds`` wall
+    seconds (since its credit was last full), less than ``rate × (seconds − window)``."""
+
+    audio: float
+    seconds: float
+    floor: AudioFloor
+
+    @property
+    def message(self) -> str:
+        return (
+            f"only {self.audio:.1f} s of audio decoded in the last {self.seconds:.0f} s: a session must"
+            f" send at least {self.floor.rate:g} s of audio per second, pausing at most"
+            f" {self.floor.window:g} s (silence counts)"
+        )
+
+
 class AudioFloorWatch:
-    """Checks a session's decoded audio against an :class:`AudioFloor` over a sliding window.
+    """Checks a session's decoded audio against an :class:`AudioFloor`, as a credit (see there).
     Pure: the caller passes the clock and the session's decoded audio seconds."""
 
     def __init__(self, floor: AudioFloor, now: float) -> None:
         self._floor = floor
-        self._start = now
-        self._marks: deque[tuple[float, float]] = deque([(now, 0.0)])  # (time, audio seconds), oldest first
+        self._cap = floor.rate * floor.window
+        self._credit = self._cap
+        self._at, self._audio = now, 0.0
+        self._full_at, self._full_audio = now, 0.0  # when the credit was last full
 
-    def shortfall(self, audio_seconds: float, now: float) -> float | None:
-        """None while the session keeps up; else the audio seconds it decoded in the last window
-        (less than ``rate × window``)."""
-        floor = self._floor
-        self._marks.append((now, audio_seconds))
-        if floor.rate <= 0 or now - self._start < floor.window:
+    def shortfall(self, audio_seconds: float, now: float) -> Shortfall | None:
+        """None while the session keeps up; else what it decoded since its credit was last full."""
+        rate = self._floor.rate
+        if rate <= 0:
             return None
-        # The window's baseline: the newest mark at least one window old (older ones are dropped).
-        while len(self._marks) > 1 and self._marks[1][0] <= now - floor.window:
-            self._marks.popleft()
-        gained = audio_seconds - self._marks[0][1]
-        return gained if gained < floor.rate * (now - self._marks[0][0]) else None
+        self._credit += max(0.0, audio_seconds - self._audio) - rate * (now - self._at)
+        self._at, self._audio = now, max(audio_seconds, self._audio)
+        if self._credit >= self._cap:
+            self._credit = self._cap
+            self._full_at, self._full_audio = now, self._audio
+        if self._credit >= 0:
+            return None
+        return Shortfall(self._audio - self._full_audio, now - self._full_at, self._floor)
