@@ -168,9 +168,9 @@ class Settings:
     idle_timeout: float = 60.0  # no frame for this long: timeout, final + 1000 (0: never)
     max_audio_rate: float = 4.0  # sustained audio seconds per wall second (0: unlimited)
     audio_burst_seconds: float = 30.0  # audio a session may send at once before the rate applies
-    # A session must decode at least this much audio per wall second, over each window of
-    # audio_rate_window seconds (the first window is its grace): a trickle of bytes that decodes
-    # to nothing cannot hold a slot for hours. timeout + final + 1000 (0: off).
+    # A session must decode at least this much audio per wall second, with audio_rate_window
+    # seconds of slack (a grace at first; a pause of up to a window later, api/limits.AudioFloor):
+    # a trickle of bytes that decodes to nothing cannot hold a slot. timeout + final + 1000 (0: off).
     min_audio_rate: float = 0.5
     audio_rate_window: float = 60.0
     # Bits of input per second of decoded audio, at least, over the session (after 10 s): a
