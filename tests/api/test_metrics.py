@@ -115,3 +115,23 @@ def test_the_real_server_shows_live_sessions_and_the_model(live_server: LiveServ
     assert 0 < during["stt_model_load_seconds"] < 60
     assert during['stt_model_info{compute_type="int8",device="cpu",model="tiny.en"}'] == 1
     assert "stt_scheduler_queue_depth" in during and "stt_scheduler_busy_seconds_total" in during
+
+
+def test_admission_and_load_are_read_at_scrape_time(http: TestClient) -> None:
+    """The admission state (api/admission.py) and the scheduler's lightened closing windows, read
+    from the app at scrape; /health carries the same admission state."""
+    scraped = parse_metrics(http.get("/metrics").text)
+    assert scraped["stt_admission_open"] == 1 and scraped["stt_admission_limit"] >= 1
+    assert scraped["stt_admission_ceiling"] >= scraped["stt_admission_limit"]
+    assert scraped["stt_scheduler_lightened_total"] == 0
+    assert scraped["stt_admission_cost_per_session"] > 0
+    admission = http.get("/health").json()["admission"]
+    assert admission["admit"] and admission["mode"] == "measured" and admission["reason"] is None
+    assert admission["load"]["measured"] is False  # nothing measured yet: the prior
+
+
+def test_interrupted_closing_passes_are_counted() -> None:
+    metrics = Metrics(lambda: None)
+    metrics.count_interrupted_closings(3)
+    metrics.count_interrupted_closings(0)
+    assert parse_metrics(metrics.exposition().decode())["stt_closing_passes_interrupted_total"] == 3

@@ -76,6 +76,12 @@ class Metrics:
             ["closing_pass"],
             registry=r,
         )  # closing_pass: agreed or disagreed
+        self.interrupted_closings = Counter(
+            "stt_closing_passes_interrupted",
+            "Closing passes decoded early in a pause that the speech then resumed over: they committed"
+            " their words but ended no utterance",
+            registry=r,
+        )
         self.model_windows = Counter(
             "stt_model_windows",
             "Windows the model transcribed, by kind: closing (ends an utterance: the strong decode)"
@@ -144,6 +150,11 @@ class Metrics:
         """A session's words committed early, and how many its closing passes heard otherwise."""
         self.early_commit_words.labels("agreed").inc(words - disagreed)
         self.early_commit_words.labels("disagreed").inc(disagreed)
+
+    def count_interrupted_closings(self, passes: int) -> None:
+        """A session's closing passes that the resumed speech interrupted (counted at its end)."""
+        if passes > 0:
+            self.interrupted_closings.inc(passes)
 
     def count_error(self, code: str) -> None:
         """One error reported to a client (``code``: the protocol's error codes)."""
