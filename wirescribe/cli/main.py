@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from wirescribe.asr.base_model import BASE_MODEL
 from wirescribe.asr.model import DecodeOptions, ModelConfig, ModelLoadError, Transcriber
 from wirescribe.audio.decode import (
     ENCODINGS,
@@ -165,11 +166,20 @@ def cmd_stt(args: argparse.Namespace) -> int:
         _check_writable(Path(args.output))
     flags = {"model": args.model, "device": args.device, "compute_type": args.compute_type}
     config = replace(args.settings.model, **{k: v for k, v in flags.items() if v is not None})
+    language = None if args.language in (None, "", "auto") else args.language.lower()
+    task = "translate" if args.translate else "transcribe"
+    other = task == "translate" or language not in (None, "en")  # more than English-only can do
+    if args.model is None and config.model.endswith(".en") and other:
+        config = replace(config, model=BASE_MODEL)  # English-only by default: the multilingual model
     transcriber = load_transcriber(config)
-    if args.language and args.language not in transcriber.supported_languages:
-        raise CliError(f"model {transcriber.name} does not know language {args.language!r}", USAGE_ERROR)
+    if transcriber.default_language is not None and other:
+        what = "translate" if task == "translate" else f"transcribe language {language!r}"
+        raise CliError(f"model {transcriber.name} speaks English only and cannot {what}: use --model base",
+                       USAGE_ERROR)  # fmt: skip
+    if language and language not in transcriber.supported_languages:
+        raise CliError(f"model {transcriber.name} does not know language {language!r}", USAGE_ERROR)
     options = DecodeOptions(
-        language=args.language, beam_size=args.beam_size, word_timestamps=args.word_timestamps
+        language=language, task=task, beam_size=args.beam_size, word_timestamps=args.word_timestamps
     )
     files = FileJob(
         silero_probability() if args.vad else always_speech,
@@ -222,7 +232,8 @@ def _with_query(url: str, **params: str) -> str:
 def cmd_stream(args: argparse.Namespace) -> int:
     """Stream a file to a running server and print the live and final transcript."""
     audio = decode_file(_existing_file(Path(args.file)))
-    params = {"language": args.language} if args.language else {}
+    asked = {"language": args.language, "model": args.model, "task": "translate" if args.translate else None}
+    params = {k: v for k, v in asked.items() if v}
     if args.format == "pcm16":
         chunks, interval, params["format"] = pcm16_slices(audio), 0.02, "pcm16"
     else:
@@ -305,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="text", help="output format (%(default)s)")
     p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
     p.add_argument("--model", help="model name or directory (STT_MODEL; default the embedded tiny.en)")
-    p.add_argument("--language", help="language code (default: the model's own, else detected)")
+    p.add_argument("--language", help="language code, or auto (default: the model's own, else detected)")
+    p.add_argument("--translate", action="store_true",
+                   help="English text from speech in any language (a multilingual model: base by default)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="STT_DEVICE (default auto)")
     p.add_argument("--compute-type", help="STT_COMPUTE_TYPE: int8, float16… (default auto)")
     p.add_argument("--beam-size", type=_positive(int), default=5, help="beam size (%(default)s)")
@@ -322,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["webm", "pcm16"], default="webm",
                    help="webm: WebM/Opus in 250 ms slices (default); pcm16: raw 20 ms frames")  # fmt: skip
     p.add_argument("--realtime", action="store_true", help="pace the slices at the speed of speech")
-    p.add_argument("--language", help="language query parameter")
+    p.add_argument("--language", help="language query parameter (a code, or auto)")
+    p.add_argument("--model", help="one of the server's models (GET /v1/models)")
+    p.add_argument("--translate", action="store_true", help="task=translate: English text from any language")
     p.add_argument("--token", help="access token (sent as Authorization: Bearer)")
     p.add_argument("--timeout", type=_positive(float), default=120.0,
                    help="seconds to wait for the final transcript after the last slice")  # fmt: skip
