@@ -13,6 +13,10 @@ from wirescribe.asr.model import (
     Transcriber,
     Transcript,
     Word,
+    load_models,
 )
 
-__all__ = ["DecodeOptions", "ModelConfig", "ModelLoadError", "Segment", "Transcriber", "Transcript", "Word"]
+__all__ = [
+    "DecodeOptions", "ModelConfig", "ModelLoadError", "Segment", "Transcriber", "Transcript", "Word",
+    "load_models",
+]  # fmt: skip
