@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from wirescribe.api.admission import FIXED, Admission, AdmissionLimits, RecentValues
+from wirescribe.api.admission import FIXED, MIN_LAGS, Admission, AdmissionLimits, RecentValues
 from wirescribe.api.lifecycle import LiveConnection
 from wirescribe.api.metrics import Metrics
 from wirescribe.api.state import AppState
@@ -157,7 +157,7 @@ def test_the_app_states_refusal_follows_the_measured_load() -> None:
     settings = Settings(max_sessions=12, scheduler_workers=2)
     state = app_state(settings, world, 2)
     assert state.refusal() is None and not state.at_capacity
-    for _ in range(20):
+    for _ in range(MIN_LAGS):
         state.metrics.observe_commit_latency(6.0)  # the sessions admitted commit 6 s late
     assert state.at_capacity and "commit latency" in (state.refusal() or "")
     exposition = state.metrics.exposition().decode()
@@ -172,3 +172,21 @@ def test_the_app_states_fixed_limit() -> None:
 def test_at_the_ceiling_the_refusal_names_the_fixed_limit() -> None:
     refused = admission(World(), ceiling=6, prior_cost=0.1).state(6)
     assert refused.reason == "the server is at its limit of 6 sessions"
+
+
+def test_with_no_session_live_one_is_admitted_however_late_the_last_ones_were() -> None:
+    world = World()
+    a = admission(world)
+    world.lag = 9.0
+    world.oldest_queued = 5.0
+    assert a.state(0).admit
+    assert not a.state(1).admit
+
+
+def test_a_few_words_make_no_commit_lag() -> None:
+    world = World()
+    recent = RecentValues(clock=world.clock)
+    for _ in range(5):
+        recent.add(8.0)
+    assert recent.quantile(0.9, within=15, at_least=20) is None
+    assert recent.quantile(0.9, within=15) == 8.0

@@ -18,7 +18,8 @@ what the scheduler measures, so that a session admitted keeps its latency:
 The **limit** is ``target_busy × workers / cost`` sessions, at most the fixed ceiling
 (``STT_MAX_SESSIONS``, auto: 6 per worker). A new session is refused when the sessions live
 reach it, or when any signal says the sessions already admitted are late (commit lag, queue
-age or busy fraction past its bound): then the limit is the sessions live. With
+age or busy fraction past its bound; the lag once ``MIN_LAGS`` words are committed in the
+window): then the limit is the sessions live. With no session live, one is always admitted. With
 ``STT_ADMISSION=fixed`` only the ceiling counts, as before.
 
 Pure but for the clock and the two sources it is handed (the scheduler's stats, the recent
@@ -36,11 +37,12 @@ from dataclasses import asdict, dataclass
 
 from wirescribe.asr.load import SchedulerStats
 
-__all__ = ["Admission", "AdmissionLimits", "AdmissionState", "Load", "RecentValues"]
+__all__ = ["MIN_LAGS", "Admission", "AdmissionLimits", "AdmissionState", "Load", "RecentValues"]
 
 Clock = Callable[[], float]
 MEASURED, FIXED = "measured", "fixed"
 MODES = (MEASURED, FIXED)
+MIN_LAGS = 20  # committed words in the window before their latency's p90 counts (one sentence's few do not)
 
 
 class RecentValues:
@@ -55,13 +57,14 @@ class RecentValues:
     def add(self, value: float) -> None:
         self._values.append((self._clock(), value))
 
-    def quantile(self, q: float, within: float) -> float | None:
-        """The ``q`` quantile of the values of the last ``within`` seconds (None: none)."""
+    def quantile(self, q: float, within: float, at_least: int = 1) -> float | None:
+        """The ``q`` quantile of the values of the last ``within`` seconds (None: fewer than
+        ``at_least`` of them)."""
         now = self._clock()
         while self._values and self._values[0][0] < now - self._horizon:
             self._values.popleft()
         recent = sorted(v for t, v in self._values if t >= now - within)
-        if not recent:
+        if not recent or len(recent) < at_least:
             return None
         return recent[min(len(recent) - 1, math.ceil(q * len(recent)) - 1)]
 
@@ -152,7 +155,7 @@ class Admission:
             reason = None if admit else f"the server is at its limit of {lim.ceiling} sessions"
             return AdmissionState(lim.mode, admit, lim.ceiling, sessions, lim.ceiling, reason, load)
         limit = min(lim.ceiling, max(1, math.floor(lim.target_busy * lim.workers / load.cost_per_session)))
-        late = self._late(load)
+        late = self._late(load) if sessions else None  # with none live, none is late now
         if late is not None:
             limit = min(limit, sessions)
         admit = sessions < limit

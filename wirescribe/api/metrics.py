@@ -34,7 +34,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from wirescribe.api.admission import RecentValues
+from wirescribe.api.admission import MIN_LAGS, RecentValues
 from wirescribe.asr.scheduler import JobTiming
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Metrics:
 
     def commit_lag_p90(self, within: float) -> float | None:
         """The 90th percentile of the commit latencies of the last ``within`` seconds (None: none)."""
-        return self.recent_commit_latency.quantile(0.9, within)
+        return self.recent_commit_latency.quantile(0.9, within, MIN_LAGS)
 
     def count_early_commits(self, words: int, disagreed: int) -> None:
         """A session's words committed early, and how many its closing passes heard otherwise."""
