@@ -41,6 +41,7 @@ from wirescribe.api.metrics import CONTENT_TYPE, Metrics
 from wirescribe.api.state import AppState, FileTurns, default_node
 from wirescribe.asr.model import ModelLoadError, load_models
 from wirescribe.asr.scheduler import Scheduler
+from wirescribe.asr.turn_model import TurnScorer, load_turn_model
 from wirescribe.asr.types import ModelBackend
 from wirescribe.audio.decode import ffmpeg_version, find_ffmpeg, use_ffmpeg
 from wirescribe.audio.vad import silero_probability
@@ -73,6 +74,7 @@ async def _build_state(
     except ModelLoadError as e:
         raise StartupError(str(e)) from None
     probability = await asyncio.to_thread(silero_probability)
+    turn_scorer = await asyncio.to_thread(_turn_scorer, settings.turn_model)
     make_fork_safe()  # before any session can spawn ffmpeg beside a model call: see lifecycle.py
     scheduler = Scheduler.for_transcriber(transcriber, settings.scheduler_workers, settings.batch_size)
     metrics = Metrics(lambda: state_of_app(app))
@@ -84,8 +86,18 @@ async def _build_state(
         vad_probability=probability,
         metrics=metrics,
         file_turns=FileTurns(settings.files.max_jobs),
+        turn_scorer=turn_scorer,
         node=node or default_node(),
     )
+
+
+def _turn_scorer(path: str | None) -> TurnScorer | None:
+    """The end-of-turn model, scoring off the loop (None: "off", or not installed: logged)."""
+    if path == "off":
+        log.info("end-of-turn model off (STT_TURN_MODEL=off): turns end on the transcript and silence")
+        return None
+    model = load_turn_model(path)
+    return TurnScorer(model) if model is not None else None
 
 
 def _lifespan(
@@ -115,6 +127,8 @@ def _lifespan(
             hook.uninstall()
             await _drain(state)  # sessions still open here (stopped without a signal) get their final
             await state.scheduler.stop()
+            if isinstance(state.turn_scorer, TurnScorer):
+                state.turn_scorer.close(timeout=1.0)
             remove_redaction()
 
     return lifespan
