@@ -49,7 +49,7 @@ def held(model: GatedModel, scorer: TurnScorer) -> None:
 
 def test_requests_that_queue_during_a_call_share_the_next_one() -> None:
     model = GatedModel()
-    scorer = TurnScorer(model)
+    scorer = TurnScorer(model, max_batch=8)
     try:
         held(model, scorer)
         later = [scorer.submit(turn(t)) for t in (0.1, 0.2, 0.3)]
@@ -76,9 +76,23 @@ def test_a_batch_holds_at_most_max_batch_turns() -> None:
         TurnScorer(model, max_batch=0)
 
 
+def test_by_default_each_turn_has_a_call_of_its_own_in_order() -> None:
+    """On this CPU a batch is no cheaper per turn (bench/turn_model_cost.py): one at a time."""
+    model = GatedModel()
+    scorer = TurnScorer(model)
+    try:
+        held(model, scorer)
+        later = [scorer.submit(turn(t)) for t in (0.1, 0.2, 0.3)]
+        model.gate.set()
+        assert [f.result(WAIT) for f in later] == pytest.approx([0.1, 0.2, 0.3])
+    finally:
+        scorer.close(WAIT)
+    assert model.calls == [[0.0], [0.1], [0.2], [0.3]]
+
+
 def test_a_failing_call_fails_each_of_its_callers_and_the_worker_goes_on() -> None:
     model = GatedModel(fail=True)
-    scorer = TurnScorer(model)
+    scorer = TurnScorer(model, max_batch=8)
     try:
         held(model, scorer)
         later = [scorer.submit(turn(t)) for t in (0.1, 0.2)]
@@ -159,14 +173,15 @@ def test_awaiting_a_score_leaves_the_event_loop_free() -> None:
 
 
 def test_the_real_model_through_the_scorer() -> None:
-    """Sessions pausing together: their turns are scored in fewer calls than turns, each with
-    the score the model gives it alone."""
+    """Sessions pausing together, batched or not (how many share a call is a race with the
+    worker: the gated tests above pin that down), each get the score the model gives their turn
+    alone."""
     model = load_turn_model()
     assert model is not None
     rng = np.random.default_rng(3)
     turns = [(rng.standard_normal(16000 * (1 + i)) * 0.05).astype(np.float32) for i in range(4)]
     alone = [model.score(t) for t in turns]
-    scorer = TurnScorer(model)
+    scorer = TurnScorer(model, max_batch=8)
 
     async def main() -> list[float]:
         return list(await asyncio.gather(*(scorer.score(t) for t in turns)))
@@ -175,4 +190,4 @@ def test_the_real_model_through_the_scorer() -> None:
         assert run(main, timeout=60) == pytest.approx(alone, abs=1e-5)
     finally:
         scorer.close(WAIT)
-    assert scorer.scored == 4 and scorer.calls < 4
+    assert scorer.scored == 4 and 1 <= scorer.calls <= 4

@@ -30,11 +30,14 @@ file, so the Makefile installs the one pinned wheel from ``requirements-turn.txt
 dependencies). ``STT_TURN_MODEL`` names another file instead. Without either, start-up logs one
 line and :func:`load_turn_model` returns ``None``: the caller ends turns on silence alone.
 
-**Threads.** One ONNX session, one intra-op thread and no inter-op pool: the machine's cores
-belong to Whisper, and a turn is scored in a few milliseconds. ``InferenceSession.run`` is
-thread-safe and the feature extractor keeps no state between calls, so one :class:`TurnModel`
-serves any number of threads. :class:`TurnScorer` gives the event loop an awaitable: one
-dedicated worker thread that scores, in one batch, every request queued while it was busy.
+**Cost and threads.** One ONNX session, one intra-op thread and no inter-op pool: the machine's
+cores belong to Whisper. A turn costs about 50 ms of one core here (2 cores; 5 ms of it the
+log-mel features), whatever its length, since the model always hears 8 s; batching does not
+make a turn cheaper on this CPU (batch 4 or 8: 51–57 ms a turn; ``bench/turn_model_cost.py``).
+``InferenceSession.run`` is thread-safe and the feature extractor keeps no state between calls,
+so one :class:`TurnModel` serves any number of threads. :class:`TurnScorer` gives the event loop
+an awaitable: one dedicated worker thread, one turn per call by default (a batch would make the
+first turn wait for the last at no saving), or batches of what is queued where that is cheaper.
 """
 
 from __future__ import annotations
@@ -112,16 +115,17 @@ class TurnModel:
         self.path = path
 
     @classmethod
-    def load(cls, path: Path) -> TurnModel:
-        """Open ``path``; ``OSError`` if it is missing, ``RuntimeError`` if onnxruntime refuses it
-        or its inputs and outputs are not Smart Turn's."""
+    def load(cls, path: Path, threads: int = 1) -> TurnModel:
+        """Open ``path`` (``threads``: ONNX intra-op threads; the server keeps 1); ``OSError`` if
+        it is missing, ``RuntimeError`` if onnxruntime refuses it or its inputs and outputs are
+        not Smart Turn's."""
         import onnxruntime as ort
         from faster_whisper.feature_extractor import FeatureExtractor
 
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # Whisper has the cores; a call is a few ms on one
+        options.intra_op_num_threads = threads  # 1: Whisper has the cores
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -189,15 +193,17 @@ class _Request:
 
 
 class TurnScorer:
-    """Scores turns off the event loop, batching requests that arrive together.
+    """Scores turns off the event loop, in the order asked, on one dedicated worker thread.
 
-    One dedicated worker thread takes the first queued request, then every other request
-    already queued (up to ``max_batch``), and scores them in one :meth:`BatchScorer.score_batch`
-    call: sessions that pause at once share a call, and no session waits behind more than one
-    batch. A request cancelled before its batch starts is skipped. The model's error reaches
-    every caller of that batch. :meth:`close` scores what is queued, then stops the thread."""
+    The worker takes the first queued request, then up to ``max_batch - 1`` others already
+    queued, and scores them in one :meth:`BatchScorer.score_batch` call. ``max_batch`` is 1 by
+    default: on this project's CPU a batch costs as much per turn as single calls (see the
+    module's docstring), so batching would only make the first session wait for the others;
+    where a batch is cheaper (a faster runtime, a GPU), sessions that pause together share a
+    call. A request cancelled before its call starts is skipped. The model's error reaches
+    every caller of that call. :meth:`close` scores what is queued, then stops the thread."""
 
-    def __init__(self, model: BatchScorer, *, max_batch: int = 8) -> None:
+    def __init__(self, model: BatchScorer, *, max_batch: int = 1) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._model = model
