@@ -29,7 +29,7 @@ from wirescribe.asr.types import BatchItem, DecodeOptions, ModelBackend, Transcr
 
 __all__ = [
     "ModelSet", "ModelSpec", "UnknownModel", "check_memory", "estimate_bytes", "models_of", "parse_models",
-]
+]  # fmt: skip
 
 _MB = 1 << 20
 # What a model's weights take (MB, float16 files as CTranslate2 ships them; int8 on a CPU takes

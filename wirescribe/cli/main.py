@@ -317,8 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="-", help="output file (default stdout)")
     p.add_argument("--model", help="model name or directory (STT_MODEL; default the embedded tiny.en)")
     p.add_argument("--language", help="language code, or auto (default: the model's own, else detected)")
-    p.add_argument("--translate", action="store_true",
-                   help="English text from speech in any language (a multilingual model: base by default)")
+    p.add_argument("--translate", action="store_true", help="English text from any language (model: base)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="STT_DEVICE (default auto)")
     p.add_argument("--compute-type", help="STT_COMPUTE_TYPE: int8, float16… (default auto)")
     p.add_argument("--beam-size", type=_positive(int), default=5, help="beam size (%(default)s)")
