@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,9 @@ def _levels(audio: np.ndarray) -> np.ndarray:
     return np.asarray(level - level.max())
 
 
-def choose_cut(audio: np.ndarray, words: Sequence[tuple[float, float, str]]) -> tuple[float, int, float] | None:
+def choose_cut(
+    audio: np.ndarray, words: Sequence[tuple[float, float, str]]
+) -> tuple[float, int, float] | None:
     """(seconds, index of the word before, level dB) of the quietest word boundary in the middle
     third of the speech, after a word that does not end a sentence; None if there is none, or if
     the quietest is louder than :data:`MAX_CUT_DB` (words run together there: a cut would split
@@ -121,8 +124,13 @@ def write_cache(found: Sequence[ClipWords], path: Path = CACHE) -> None:
 def clip_words(path: Path = CACHE) -> dict[str, ClipWords]:
     """The cached offline pass, by clip name; ``RuntimeError`` if a clip changed since."""
     rows = json.loads(path.read_text())["clips"]
-    out = {r["name"]: ClipWords(r["name"], r["samples"], tuple((w[0], w[1], w[2]) for w in r["words"]),
-                                r["speech_end"], r["cut"], r["cut_after"], r["cut_db"]) for r in rows}  # fmt: skip
+    out = {
+        r["name"]: ClipWords(
+            r["name"], r["samples"], tuple((w[0], w[1], w[2]) for w in r["words"]),
+            r["speech_end"], r["cut"], r["cut_after"], r["cut_db"],
+        )
+        for r in rows
+    }  # fmt: skip
     for c in clips():
         if c.name not in out or out[c.name].samples != len(c.audio):
             raise RuntimeError(f"{path} is stale for clip {c.name}: run python -m tests.support.turns")
@@ -223,15 +231,77 @@ def build_turns(
     return TurnSpeech(audio, tuple(turns), seed)
 
 
+SPLIT_MARGIN = 0.4  # s: an end this far before a turn's last word ends it early (word times are rough)
+
+
+@dataclass(frozen=True)
+class TurnEnds:
+    """Where one session's end events (``end_of_turn``, ``utterance_end``, …) fell.
+
+    Each event is placed at its last word's end (its ``words``; else its ``end``) and given to
+    the last turn begun by then. There it is a *false cut* when it falls in the turn's inserted
+    hesitation (from :data:`SPLIT_MARGIN` before it to its middle), a *split* when it falls
+    elsewhere more than :data:`SPLIT_MARGIN` before the turn's last word (the clip's own
+    pauses), else the turn's
+    *end*: its latency is its arrival on the microphone's clock (``at`` + one slice: a slice is
+    spoken once its time has passed) less the turn's last word's end. A second end of a turn is
+    *extra*; an end that arrived once the next turn's speech had begun is *late*."""
+
+    latencies: dict[int, float]  # turn index -> latency of its end (s)
+    false_cuts: tuple[dict[str, Any], ...]
+    splits: tuple[dict[str, Any], ...]
+    missed: tuple[int, ...]  # turns without an end
+    extra: int
+    late: int
+
+
+def place_ends(
+    events: Sequence[tuple[float, dict[str, Any]]], turns: Sequence[Turn], slice_s: float
+) -> TurnEnds:
+    """``events``: (arrival in seconds since the stream started, message) of one kind of end."""
+    ends: dict[int, float] = {}
+    false_cuts: list[dict[str, Any]] = []
+    splits: list[dict[str, Any]] = []
+    extra = late = 0
+    for at, m in events:
+        words = m.get("words") or []
+        pos = float(words[-1]["end"]) if words else float(m["end"])
+        begun = [t for t in turns if t.start - 0.3 <= pos]
+        if not begun:
+            extra += 1
+            continue
+        turn, mic = begun[-1], at + slice_s
+        seen = {"turn": turn.index, "clip": turn.name, "type": m.get("type"), "position": round(pos, 2),
+                "arrived": round(mic, 2), "text": m.get("text", ""), "trigger": m.get("trigger")}  # fmt: skip
+        if (
+            turn.pause is not None
+            and turn.pause[0] - SPLIT_MARGIN <= pos < (turn.pause[0] + turn.pause[1]) / 2
+        ):
+            false_cuts.append({**seen, "pause": [round(x, 2) for x in turn.pause], "after": turn.cut_after})
+        elif pos < turn.last_word_end - SPLIT_MARGIN:
+            splits.append({**seen, "last_word_end": round(turn.last_word_end, 2)})
+        elif turn.index in ends:
+            extra += 1
+        else:
+            ends[turn.index] = mic - turn.last_word_end
+            nxt = turn.index + 1
+            if nxt < len(turns) and mic > turns[nxt].speech_start:
+                late += 1
+    missed = tuple(t.index for t in turns if t.index not in ends)
+    return TurnEnds(ends, tuple(false_cuts), tuple(splits), missed, extra, late)
+
+
 def main() -> int:
     """Run the offline pass over every clip and write :data:`CACHE`."""
     found = analyse(clips())
     write_cache(found)
     for c in found:
-        where = f"cut {c.cut:.2f} s after {c.words[c.cut_after][2]!r} ({c.cut_db:.0f} dB)" if c.cut_after is not None \
-            and c.cut is not None and c.cut_db is not None else "no cut"  # fmt: skip
+        where = "no cut"
+        if c.cut is not None and c.cut_after is not None and c.cut_db is not None:
+            where = f"cut {c.cut:.2f} s after {c.words[c.cut_after][2]!r} ({c.cut_db:.0f} dB)"
         last = c.words[-1][1] if c.words else float("nan")
-        print(f"{c.name:>16}: {len(c.words):2d} words, last word ends {last:.2f} s, speech {c.speech_end:.2f} s, {where}")
+        print(f"{c.name:>16}: {len(c.words):2d} words, last word ends {last:.2f} s, "
+              f"speech {c.speech_end:.2f} s, {where}")  # fmt: skip
     print(f"wrote {CACHE}", file=sys.stderr)
     return 0
 
