@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from wirescribe import logs
-from wirescribe.api import protocol, security
+from wirescribe.api import protocol, security, subprotocols
 from wirescribe.api.actions import Action, Audio, Configure, End, Finalize, KeepAlive, Message, Reply
 from wirescribe.api.lifecycle import SHUTDOWN, WALL_LIMIT, LiveConnection, release_free_memory
 from wirescribe.api.limits import AudioFloor, AudioFloorWatch, AudioRate, AudioRateGate
@@ -154,7 +154,7 @@ class _Connection:
 
 async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None:
     """One live session over ``websocket`` in ``dialect``, from accept to close."""
-    await websocket.accept()
+    await websocket.accept(subprotocol=subprotocols.selected(dialect.name, websocket.scope))
     settings = state.settings
     session_id = uuid.uuid4().hex[:12]
     logs.session_id.set(session_id)  # this task and the ones it starts log with the id
