@@ -84,3 +84,44 @@ def test_the_scheduler_lightens_a_closing_window_only_behind_a_backlog() -> None
     assert seen[1] == ("close", 1, 8.0)  # two refreshes behind it, one worker: greedy, short context
     assert seen[-1] == ("again", 5, None)  # alone: what it asked for
     assert lightened == 1 and [t.lightened for t in timings].count(True) == 1
+
+
+def test_on_a_cpu_closing_windows_waiting_together_share_a_call() -> None:
+    """batch_size 1 with closing_batch 2: two urgent turns queued behind a busy worker go in one
+    call (both lightened alike: each counts the other as waiting); a refresh is never batched."""
+    model = FakeModel(delay=0.0)
+    batches: list[list[tuple[str | None, float | None]]] = []
+
+    def batch_fn(items: list[tuple[object, DecodeOptions]]) -> list[object]:
+        batches.append([(o.prompt, o.context_seconds) for _, o in items])
+        return [model(a, o) for a, o in items]  # type: ignore[arg-type]
+
+    async def main() -> None:
+        s = Scheduler(model, batch_fn=batch_fn, closing_batch=2, search=LoadedSearch(context=8.0))  # type: ignore[arg-type]
+        await s.start()
+        try:
+            model.release.clear()
+            busy = asyncio.create_task(s.transcribe(*job("busy")))
+            await asyncio.to_thread(model.started.wait, 5)
+
+            def turn(tag: str, beam: int, rank: int) -> asyncio.Task[object]:
+                audio, options = job(tag)[0], DecodeOptions(prompt=tag, beam_size=beam)
+                return asyncio.create_task(
+                    s.transcribe_latest(lambda: (audio, options, tag), lambda: PlainPriority(rank))
+                )
+
+            tasks = [
+                turn("c1", 5, URGENT),
+                turn("r1", 1, NORMAL),
+                turn("c2", 5, URGENT),
+                turn("r2", 1, NORMAL),
+            ]
+            await asyncio.sleep(0.01)
+            model.release.set()
+            await asyncio.gather(busy, *tasks)
+        finally:
+            await s.stop()
+
+    run(main)
+    assert batches == [[("c1", 8.0), ("c2", 8.0)]]  # the refreshes ran alone, after
+    assert model.calls[1:] == ["c1", "c2", "r1", "r2"]

@@ -24,7 +24,27 @@ from dataclasses import dataclass, replace
 
 from wirescribe.asr.types import DecodeOptions
 
-__all__ = ["JobTiming", "LoadedSearch", "SchedulerStats"]
+__all__ = [
+    "CPU_CLOSING_BATCH",
+    "CUDA_BATCH_SIZE",
+    "JobTiming",
+    "LoadedSearch",
+    "SchedulerStats",
+    "default_batch_size",
+]
+
+CUDA_BATCH_SIZE = 8
+# Closing windows one call takes on a CPU: two of them decoded in one call give more per core than
+# one by one (bench/batch_bench.py, 2 workers of 1 thread, beam 5, 12 s context: 10.1 windows/s
+# against 9.0 at load ~2.5; 3.3 against 2.5 at load ~6), four fewer (6.6). A stream alone is never
+# batched: its latency stays a single call's.
+CPU_CLOSING_BATCH = 2
+
+
+def default_batch_size(device: str) -> int:
+    """Windows per model call when the setting is 0 (auto): a GPU batches; a CPU runs workers
+    side by side instead, which answers each window sooner (see ``adapter.py``)."""
+    return CUDA_BATCH_SIZE if device == "cuda" else 1
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ session, an upload) has at most one turn queued or running (it awaits the result
 again), so a caller whose audio outruns the model coalesces instead of queueing.
 
 A caller hands over not a window but a way to build one (:meth:`Scheduler.transcribe_latest`):
-the worker builds it when its turn comes, from the newest audio. A window cut at enqueue time
-would wait behind the other callers' calls and reach the model already stale (with four streams,
-by three calls' time: the benchmark measured ~0.8 s of extra commit latency).
+the worker builds it when its turn comes, from the newest audio (a window cut at enqueue time
+reached the model stale: four streams, ~0.8 s more commit latency).
 
 **Which turn goes next.** A caller also hands over a way to read its turn's :class:`Priority`,
 read each time a worker frees (what a turn holds changes while it waits). What makes a turn
@@ -22,10 +21,9 @@ is idle for it: it keeps its place, coalesces, and runs once the model has room.
 an urgent turn asking for beam search is decoded lighter while others wait with work (``load.py``).
 
 With ``batch_size`` > 1 a worker takes the first turn and, in the same order, the next ones
-waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call
-(``Transcriber.transcribe_batch``, see ``adapter.py``): on a GPU a batch costs little more than
-one window. The queued windows are of different callers, since each has one at a time; each
-caller still gets its own result or error.
+waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call (``adapter.py``): on a
+GPU a batch costs little more than one window. On a CPU only urgent turns are batched, up to
+``closing_batch`` (``load.py``: more per core). Each caller still gets its own result or error.
 
 The clock (``time.monotonic`` unless given) is the scheduler's own, :attr:`Scheduler.clock`:
 callers stamp ``since`` with it, and tests hand in a simulated one.
@@ -44,7 +42,14 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from wirescribe.asr.load import NO_LIGHTENING, JobTiming, LoadedSearch, SchedulerStats
+from wirescribe.asr.load import (
+    CPU_CLOSING_BATCH,
+    NO_LIGHTENING,
+    JobTiming,
+    LoadedSearch,
+    SchedulerStats,
+    default_batch_size,
+)
 from wirescribe.asr.types import BatchItem, DecodeOptions, ModelBackend, Transcript
 
 __all__ = [  # the load's vocabulary lives in load.py; re-exported for the scheduler's callers
@@ -57,14 +62,6 @@ log = logging.getLogger(__name__)
 TranscribeFn = Callable[[np.ndarray, DecodeOptions], Transcript]
 BatchFn = Callable[[list[BatchItem]], list[Transcript]]
 Clock = Callable[[], float]
-
-CUDA_BATCH_SIZE = 8
-
-
-def default_batch_size(device: str) -> int:
-    """Windows per model call when the setting is 0 (auto): a GPU batches; a CPU runs workers
-    side by side instead, which answers each window sooner (see ``adapter.py``)."""
-    return CUDA_BATCH_SIZE if device == "cuda" else 1
 
 
 class SchedulerClosed(Exception):
@@ -183,12 +180,13 @@ class Scheduler:
         batch_fn: BatchFn | None = None,
         clock: Clock = time.monotonic,
         search: LoadedSearch = NO_LIGHTENING,
+        closing_batch: int = 1,
     ) -> None:
         """``batch_fn`` decodes several windows in one call (default: ``transcribe`` on each in
         turn, in one thread call); it is used only with ``batch_size`` > 1, when more than one
         window waits. A batch that fails is retried window by window, so an error reaches only
         the caller whose window caused it. ``clock``: the time a :class:`Priority`'s ``since``
-        is stamped in."""
+        is stamped in. ``closing_batch``: urgent turns one call takes when ``batch_size`` is less."""
         self._transcribe = transcribe
         self._workers = max(1, workers)
         self._batch_size = max(1, batch_size)
@@ -209,6 +207,7 @@ class Scheduler:
         self._largest_batch = 0
         self._listeners: list[JobListener] = []
         self._search = search
+        self._closing_batch = max(1, closing_batch) if batch_fn is not None else 1
         self._waited = 0.0  # queue time of every turn run, summed
         self._lightened = 0
 
@@ -218,7 +217,7 @@ class Scheduler:
         device's default (8 on CUDA, 1 on a CPU, where batching gains nothing)."""
         size = batch_size or default_batch_size(transcriber.device)
         return cls(transcriber.transcribe, workers, batch_size=size, batch_fn=transcriber.transcribe_batch,
-                   search=LoadedSearch())  # fmt: skip
+                   search=LoadedSearch(), closing_batch=CPU_CLOSING_BATCH)  # fmt: skip
 
     @property
     def batch_size(self) -> int:
@@ -285,10 +284,10 @@ class Scheduler:
         self._arrived.set()
         return await future
 
-    def _pick(self) -> _Job | None:
-        """Take the turn that goes next (see the module's docstring), or None when none waits.
-        Turns nobody waits for any more are dropped; a deferrable turn is held back while
-        another turn has work."""
+    def _pick(self, urgent_only: bool = False) -> _Job | None:
+        """Take the turn that goes next (see the module's docstring), or None when none waits
+        (or, ``urgent_only``, when it is not urgent). Turns nobody waits for any more are
+        dropped; a deferrable turn is held back while another turn has work."""
         live = [j for j in self._waiting if not j.future.done() and j.read_priority()]
         if not live:
             self._waiting = []
@@ -300,8 +299,8 @@ class Scheduler:
                     j.deferred = True
                     self._deferred += 1
         best = min(working or live, key=_Job.key)
-        self._waiting = [j for j in live if j is not best]
-        return best
+        self._waiting = [j for j in live if j is not best or (urgent_only and not best.urgent)]
+        return best if best.urgent or not urgent_only else None
 
     async def _next(self) -> list[_Job] | None:
         """The next turns to run together (built, at least one), or None once stopped."""
@@ -314,7 +313,7 @@ class Scheduler:
             if not job.prepare():  # no window: its turn is over, and costs no model call
                 continue
             self._lighten(job)
-            return [job, *self._more_jobs()]
+            return [job, *self._more_jobs(job)]
         return None
 
     async def _work(self) -> None:
@@ -358,19 +357,22 @@ class Scheduler:
             for listener in self._listeners:
                 listener(timing)
 
-    def _more_jobs(self) -> list[_Job]:
-        """Up to ``batch_size`` - 1 more turns, in order, to run with the one taken."""
+    def _more_jobs(self, first: _Job) -> list[_Job]:
+        """Up to ``batch_size`` - 1 more turns, in order, to run with ``first`` (after an urgent
+        one, up to ``closing_batch`` - 1 more urgent ones when that is more)."""
+        closing = first.urgent and self._closing_batch > self._batch_size
+        size = self._closing_batch if closing else self._batch_size
         more: list[_Job] = []
-        while len(more) < self._batch_size - 1 and (job := self._pick()) is not None:
+        while len(more) < size - 1 and (job := self._pick(urgent_only=closing)) is not None:
             if job.prepare():
-                self._lighten(job)
+                self._lighten(job, len(more) + 1)  # those of its call count as waiting with it
                 more.append(job)
         return more
 
-    def _lighten(self, job: _Job) -> None:
+    def _lighten(self, job: _Job, batched: int = 0) -> None:
         """A closing window decoded lighter when others wait with work (``load.py``)."""
         audio, options = job.request
-        backlog = sum(1 for j in self._waiting if j.has_work and not j.future.done())
+        backlog = batched + sum(1 for j in self._waiting if j.has_work and not j.future.done())
         lighter = self._search.options(options, urgent=job.urgent, backlog=backlog, workers=self._workers)
         if lighter is not options:
             job.built = (audio, lighter, job.tag)
