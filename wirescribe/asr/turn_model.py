@@ -91,15 +91,18 @@ def load_turn_model(path: str | os.PathLike[str] | None = None) -> TurnModel | N
     if source is None:
         log.warning(
             "end-of-turn model not found: %s is not installed (%s) and STT_TURN_MODEL is not set;"
-            " turns end on silence alone",
+            " turns end without it (on the transcript and silence)",
             DISTRIBUTION, INSTALL_HINT,
         )  # fmt: skip
         return None
     try:
         model = TurnModel.load(source)
     except (OSError, RuntimeError, ValueError) as e:
-        log.warning("end-of-turn model %s could not be loaded (%s); turns end on silence alone",
-                    source, _one_line(e))  # fmt: skip
+        log.warning(
+            "end-of-turn model %s could not be loaded (%s); turns end without it (on the transcript"
+            " and silence)",
+            source, _one_line(e),
+        )  # fmt: skip
         return None
     log.info("loaded end-of-turn model %s (%.1f MB)", source, source.stat().st_size / 1e6)
     return model
