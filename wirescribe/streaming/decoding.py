@@ -28,7 +28,9 @@ def live_decode_options(
     token budget proportional to the window so a repetition loop cannot stall the session.
 
     The window that closes an utterance is committed whole, once: it gets beam search and the
-    temperature fallback, as an offline pass would. ``hotwords``
+    temperature fallback, as an offline pass would — when the model has room: under load the
+    scheduler decodes it lighter (a short context, then greedy: ``asr/load.py``), because there
+    every second it spends is a second the other sessions' windows wait. ``hotwords``
     (keyterms and prompt) go into every window's prefix."""
     closing = window.closes_utterance
     return DecodeOptions(
