@@ -41,7 +41,9 @@ from wirescribe.streaming.window import SR, StreamingOptions, Window, WindowKind
 from wirescribe.wer import word_error_rate
 
 
-def closing_windows(context: float | None, force: bool = False) -> list[tuple[np.ndarray, DecodeOptions, str]]:
+def closing_windows(
+    context: float | None, force: bool = False
+) -> list[tuple[np.ndarray, DecodeOptions, str]]:
     """(audio, options, reference) of each prompt's closing window, as the server builds it
     (``force``: with ``context`` even under 3.5 s, where the server gives the full 30 s)."""
     clips = prompt_clips()
@@ -57,7 +59,11 @@ def closing_windows(context: float | None, force: bool = False) -> list[tuple[np
 
 
 def run(
-    model: Transcriber, windows: list[tuple[np.ndarray, DecodeOptions, str]], *, batch: int, workers: int,
+    model: Transcriber,
+    windows: list[tuple[np.ndarray, DecodeOptions, str]],
+    *,
+    batch: int,
+    workers: int,
     seconds: float,
 ) -> dict[str, Any]:
     """``workers`` threads decode batches of ``batch`` windows for ``seconds``; figures."""
@@ -85,6 +91,14 @@ def run(
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    return {"calls": calls, "texts": texts, "wall": wall}
+
+
+def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One configuration's rounds together."""
+    calls = [c for r in runs for c in r["calls"]]
+    texts = [t for r in runs for t in r["texts"]]
+    wall = sum(r["wall"] for r in runs)
     refs, hyps = " ".join(r for r, _ in texts), " ".join(h for _, h in texts)
     return {"calls": len(calls), "call": stats(calls), "windows": len(texts), "wall": wall,
             "windows_per_s": len(texts) / wall, "wer": word_error_rate(refs, hyps)}  # fmt: skip
@@ -96,33 +110,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="CTranslate2 threads per worker")
     p.add_argument("--batches", default="1,2,4")
     p.add_argument("--beams", default="5,1")
-    p.add_argument("--seconds", type=float, default=12.0, help="wall seconds per configuration")
+    p.add_argument("--seconds", type=float, default=12.0, help="wall seconds per configuration and round")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds over every configuration (interleaved: a shared machine's load drifts alike for all)",
+    )
     p.add_argument("--context", type=float, default=12.0, help="encoder context of windows >= 3.5 s")
-    p.add_argument("--short-context", action="store_true", help="--context for every window (not 30 s under 3.5 s)")
+    p.add_argument(
+        "--short-context", action="store_true", help="--context for every window (not 30 s under 3.5 s)"
+    )
     args = p.parse_args(argv)
     cores = args.workers * args.threads
     model = Transcriber.load(ModelConfig(cpu_threads=args.threads, num_workers=args.workers))
     base = closing_windows(args.context, args.short_context)
     load0 = os.getloadavg()
     model.transcribe_batch([(a, o) for a, o, _ in base[:2]])  # warm-up
+    configs = [(beam, batch) for beam in (int(b) for b in args.beams.split(","))
+               for batch in (int(b) for b in args.batches.split(","))]  # fmt: skip
+    raw: dict[tuple[int, int], list[dict[str, Any]]] = {c: [] for c in configs}
+    for _ in range(args.rounds):
+        for beam, batch in configs:
+            windows = [(a, replace(o, beam_size=beam, temperature=o.temperature if beam > 1 else (0.0,)), r)
+                       for a, o, r in base]  # fmt: skip
+            raw[beam, batch].append(
+                run(model, windows, batch=batch, workers=args.workers, seconds=args.seconds)
+            )
+            print(f"beam {beam} batch {batch}: {len(raw[beam, batch][-1]['texts'])} windows", flush=True)
     rows, results = [], []
-    for beam in (int(b) for b in args.beams.split(",")):
-        windows = [(a, replace(o, beam_size=beam, temperature=o.temperature if beam > 1 else (0.0,)), r)
-                   for a, o, r in base]  # fmt: skip
-        for batch in (int(b) for b in args.batches.split(",")):
-            r = run(model, windows, batch=batch, workers=args.workers, seconds=args.seconds)
-            r |= {"beam": beam, "batch": batch, "load": os.getloadavg()}
-            results.append(r)
-            rows.append([beam, batch, r["call"]["median"], r["call"]["p90"], r["windows_per_s"],
-                         r["windows_per_s"] / cores, r["wer"] * 100, r["calls"],
-                         " / ".join(f"{x:.2f}" for x in r["load"])])  # fmt: skip
-            print(f"beam {beam} batch {batch}: {r['windows_per_s']:.2f} windows/s", flush=True)
+    for (beam, batch), runs in raw.items():
+        r = figures(runs) | {"beam": beam, "batch": batch, "load": os.getloadavg()}
+        results.append(r)
+        rows.append([beam, batch, r["call"]["median"], r["call"]["p90"], r["windows_per_s"],
+                     r["windows_per_s"] / cores, r["wer"] * 100, r["calls"]])  # fmt: skip
     seconds = [len(a) / SR for a, _, _ in base]
     context = f"{args.context:g} s context" + ("" if args.short_context else " (30 s under 3.5 s)")
     print(f"\n{args.workers} worker(s) x {args.threads} thread(s); closing windows of "
           f"{min(seconds):.1f}-{max(seconds):.1f} s, {context}; load before {load0[0]:.2f}\n")  # fmt: skip
-    print(table(["beam", "windows per call", "call median (s)", "call p90 (s)", "windows/s", "windows/s per core",
-                 "WER %", "calls", "load 1/5/15 after"], rows))  # fmt: skip
+    print(table(["beam", "windows per call", "call median (s)", "call p90 (s)", "windows/s",
+                 "windows/s per core", "WER %", "calls"], rows))  # fmt: skip
+    print(f"\nload after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}")
     path = save_json("batch_bench.json", {"args": vars(args), "machine": machine(), "results": results})
     print(f"\nraw figures: {path}")
     return 0

@@ -22,8 +22,8 @@ an urgent turn asking for beam search is decoded lighter while others wait with 
 
 With ``batch_size`` > 1 a worker takes the first turn and, in the same order, the next ones
 waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call (``adapter.py``): on a
-GPU a batch costs little more than one window. On a CPU only urgent turns are batched, up to
-``closing_batch`` (``load.py``: more per core). Each caller still gets its own result or error.
+GPU a batch costs little more than one window. On a CPU only urgent turns may be, up to
+``closing_batch`` (``load.py``: off until measured). Each caller still gets its own result or error.
 
 The clock (``time.monotonic`` unless given) is the scheduler's own, :attr:`Scheduler.clock`:
 callers stamp ``since`` with it, and tests hand in a simulated one.
