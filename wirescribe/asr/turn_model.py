@@ -64,6 +64,7 @@ WINDOW = SAMPLE_RATE * WINDOW_SECONDS
 N_MELS = 80
 FRAMES = WINDOW // 160  # 800 log-mel frames (hop 160)
 _NORM_EPS = 1e-7  # the variance floor of the waveform normalisation (as the model was trained)
+_LOUDEST = 1e6  # |sample| clipped here: 8 s of it squared and summed stays finite in float32
 
 DISTRIBUTION = "pipecat-ai"  # the wheel that ships the weights (requirements-turn.txt pins it)
 PACKAGE_FILE = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
@@ -159,15 +160,18 @@ class TurnModel:
 def window(audio: np.ndarray) -> np.ndarray:
     """The 8 s the model hears, normalised: the last :data:`WINDOW` samples, zeros in front of a
     shorter turn, then zero mean and unit variance over the whole buffer (the zeros included).
-    Non-finite samples (a hostile float stream) count as silence."""
+    A hostile float stream cannot break the arithmetic: non-finite samples count as silence,
+    and samples beyond ±:data:`_LOUDEST` (a million times full scale) are clipped there, so the
+    variance cannot overflow float32 (real audio, even a float decoder's overshoot, is kept)."""
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError(f"turn audio must be one channel (1-D), not shape {x.shape}")
-    if not np.isfinite(x).all():
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     out = np.zeros(WINDOW, np.float32)
     tail = x[-WINDOW:]
     out[WINDOW - len(tail) :] = tail
+    if not np.isfinite(out).all():
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(out, -_LOUDEST, _LOUDEST, out=out)
     return (out - out.mean()) / np.sqrt(out.var() + _NORM_EPS)
 
 
