@@ -43,6 +43,34 @@ class LiveTurns:
         self._kept = 0  # samples in _blocks
         self.model_calls = 0
 
+    @classmethod
+    def reconfigured(
+        cls,
+        turns: LiveTurns | None,
+        config: SessionConfig,
+        scorer: TurnScorer | None,
+        policy: StreamingPolicy,
+    ) -> LiveTurns | None:
+        """A session's turn-taking after ``configure``: started when turns were turned on mid-session
+        (OpenAI's ``session.update`` comes after the session began), dropped when turned off."""
+        if not config.turns:
+            policy.turn_hint = TurnHint.NONE
+            return None
+        if turns is None:
+            return cls(config, scorer)
+        turns.taker.configure(config)
+        return turns
+
+    async def after_block(self, block: np.ndarray, policy: StreamingPolicy) -> bool:
+        """A block of audio is in the policy: kept for the model, the pause judged; when that
+        changed the policy's hint, the policy has settled on it and True says so (a closing pass
+        may be due: the session wakes its loop)."""
+        self.push(block)
+        changed = await self.after_audio(policy)
+        if changed:
+            policy.settle()
+        return changed
+
     def push(self, block: np.ndarray) -> None:
         """Decoded audio, in order: the last :data:`MODEL_SECONDS` are kept."""
         self._blocks.append(block)

@@ -7,9 +7,8 @@ The receive side calls :meth:`LiveSession.feed` and :meth:`LiveSession.end_input
 the input ended (``eof``, the duration limit, or shutdown). Each protocol edge turns the events
 into its own messages.
 
-Live updates are cheap (one greedy pass, a short encoder context); the window that closes an
-utterance — whose words are committed whole — gets the strong decode: beam search and the
-temperature fallback (:func:`live_decode_options`).
+Live updates are cheap; the closing pass gets the strong decode (:func:`live_decode_options`).
+With turns asked for, :mod:`~wirescribe.streaming.live_turns` judges each pause (``turn_taking.py``).
 
 **The session owns its decoder**: it is handed one at construction and is the only one to
 close it — at the end of :meth:`~LiveSession.run`, or in :meth:`~LiveSession.aclose` /
@@ -29,9 +28,9 @@ scheduler's clock) and whether any speech came after its last window. The schedu
 the order from that. An ``observer`` (the app's metrics) sees each update's lag and each committed
 word's latency.
 
-The Silero model that scores each block for voice activity runs in a worker thread, not on
-the event loop (2 % of the loop at 12 streams, ``bench/vad_cost.py``); its scores are folded
-into the policy back on the loop, so the policy is only ever touched from there.
+Silero scores each block for voice activity in a worker thread (2 % of the loop at 12 streams,
+``bench/vad_cost.py``); its scores are folded into the policy back on the loop, the only place
+the policy is touched from.
 """
 
 from __future__ import annotations
@@ -120,6 +119,7 @@ class LiveSession:
         self._closing: asyncio.Future[None] | None = None  # the decoder's aclose(), once started
         self._observer = observer
         self._heard = Arrivals()
+        self._turn_scorer = turn_scorer
         self._turns = LiveTurns(config, turn_scorer) if config.turns else None
         self._last_cut: float | None = None  # scheduler clock: when the last window was cut
         self._detected: list[LanguageDetected] = []  # language=auto: told before the next events
@@ -163,8 +163,7 @@ class LiveSession:
         """New keyterms, prompt, language or endpointing: from the next window on."""
         self._config = config
         self._policy.pause = config.pause
-        if self._turns is not None:
-            self._turns.taker.configure(config)
+        self._turns = LiveTurns.reconfigured(self._turns, config, self._turn_scorer, self._policy)
         self._wake.set()
 
     def finalize(self) -> None:
@@ -178,10 +177,8 @@ class LiveSession:
         return self._bytes_fed
 
     async def feed(self, data: bytes) -> None:
-        """Encoded bytes from the client; ignored once the input has ended.
-
-        A decoder that takes no input for ``decode_timeout`` seconds (ffmpeg hung: its stdin
-        pipe stays full) ends the session with ``internal`` instead of blocking it forever."""
+        """Encoded bytes from the client; ignored once the input has ended. A decoder that takes
+        none for ``decode_timeout`` s (ffmpeg hung) ends the session with ``internal``."""
         if self._input_ended:
             return
         self._bytes_fed += len(data)
@@ -287,20 +284,19 @@ class LiveSession:
         scored = await score_off_loop(self._policy.vad, block, self._vad_executor)
         self._policy.insert_audio(block, scored)
         self._policy.settle()  # a held closing pass commits, an utterance ends, the moment it may
-        await self._send_events()
-        if self._turns is not None:
-            self._turns.push(block)
-            if await self._turns.after_audio(self._policy):  # the turn-taking hurries the policy
-                self._policy.settle()
-                self._wake.set()
+        await self._send_events()  # (the turn-taking reads them before it judges the pause)
+        if self._turns is not None and await self._turns.after_block(block, self._policy):
+            self._wake.set()  # the turn-taking hurries the policy: a closing pass now
             await self._send_events()
 
     async def _send_events(self) -> None:
         """Hand the policy's queued events to ``emit`` (with the turn events they imply): taken
         under one lock, so the decoding task (speech started) and the update loop (transcripts,
-        utterance ends) keep their order."""
+        utterance ends) keep their order. The language an auto session was found to speak goes
+        before the events of the window that found it."""
         async with self._emitting:
-            events: list[Event] = self._policy.take_events()
+            events: list[Event] = [*self._detected, *self._policy.take_events()]
+            self._detected = []
             if self._turns is not None:
                 events = self._turns.observe(events, self._policy)
             for event in events:
@@ -385,15 +381,7 @@ class LiveSession:
                 if request is None:
                     break
         finally:
-            await self._send_detected()
             await self._send_events()
-
-    async def _send_detected(self) -> None:
-        """The language an auto session was found to speak, before the events of its window."""
-        async with self._emitting:
-            detected, self._detected = self._detected, []
-            for event in detected:
-                await self._emit(event)
 
     def _apply(self, window: Window, result: Transcript) -> None:
         if self._observer is not None:
