@@ -1,5 +1,5 @@
 """Admission by measured load (``api/admission.py``), with a fake scheduler and a simulated clock:
-the limit follows the measured cost per session, late sessions close the door, the fixed limit
+the limit follows the measured model call time, late sessions close the door, the fixed limit
 stays for operators; and the app state's refusal is what the edge sends as ``busy``."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class World:
     def __init__(self) -> None:
         self.now = 100.0
         self.busy = 0.0
-        self.jobs = 0
+        self.calls = 0
         self.waited = 0.0
         self.oldest_queued = 0.0
         self.lag: float | None = None
@@ -31,17 +31,17 @@ class World:
         return self.now
 
     def stats(self) -> SchedulerStats:
-        return SchedulerStats(0, 0, self.jobs, self.busy, waited_seconds=self.waited,
+        return SchedulerStats(0, 0, self.calls, self.busy, batches=self.calls, waited_seconds=self.waited,
                               oldest_queued=self.oldest_queued)  # fmt: skip
 
     def commit_lag(self, within: float) -> float | None:
         return self.lag
 
-    def run(self, seconds: float, *, busy_per_second: float, calls: int = 10, wait: float = 0.0) -> None:
-        """``seconds`` pass with the workers in the model ``busy_per_second`` s per second."""
+    def run(self, seconds: float, *, call: float, calls: int = 20, wait: float = 0.0) -> None:
+        """``seconds`` pass with ``calls`` model calls of ``call`` s that waited ``wait`` s each."""
         self.now += seconds
-        self.busy += busy_per_second * seconds
-        self.jobs += calls
+        self.busy += call * calls
+        self.calls += calls
         self.waited += wait * calls
 
 
@@ -50,59 +50,68 @@ def admission(world: World, **limits: Any) -> Admission:
     return Admission(lim, world.stats, world.commit_lag, world.clock)
 
 
-def test_before_anything_is_measured_the_prior_sizes_the_limit() -> None:
+def test_before_anything_is_measured_the_prior_call_sizes_the_limit() -> None:
     world = World()
-    a = admission(world, prior_cost=0.15, target_busy=0.75)
+    a = admission(world, prior_call=0.2, target_wait=0.75)
     state = a.state(0)
     assert state.admit and not state.load.measured
-    assert state.limit == 10  # 0.75 * 2 workers / 0.15
-    assert not a.state(10).admit
-    assert "measured capacity of 10" in (a.state(10).reason or "")
+    assert state.limit == 9  # 2 workers x (1 + 0.75 / 0.2)
+    refused = a.state(9)
+    assert not refused.admit and "measured capacity of 9" in (refused.reason or ""), refused.reason
 
 
-def test_a_measured_cost_raises_or_lowers_the_limit() -> None:
+def test_the_measured_call_time_raises_or_lowers_the_limit() -> None:
+    """A quick machine admits up to the ceiling; the same machine busy with other work (calls
+    four times slower) admits fewer, before any session is late."""
     world = World()
     a = admission(world)
     a.state(4)
-    world.run(10, busy_per_second=0.4)  # 4 sessions cost 0.4 worker-seconds per second: 0.1 each
-    cheap = a.state(4)
-    assert cheap.load.measured and cheap.load.cost_per_session == pytest.approx(0.1)
-    assert cheap.limit == 12  # 15 by cost, held at the ceiling
-    world.run(20, busy_per_second=1.2)  # the same sessions now cost 0.3 each (a window and more)
-    dear = a.state(4)
-    assert dear.limit == 5 and dear.admit  # 0.75 * 2 / 0.3
+    world.run(10, call=0.12)
+    quick = a.state(4)
+    assert quick.load.measured and quick.load.call_seconds == pytest.approx(0.12)
+    assert quick.limit == 12  # 14 by the wait, held at the ceiling
+    world.run(20, call=0.5)  # a window and more of slow calls
+    slow = a.state(4)
+    assert slow.limit == 5 and slow.admit  # 2 x (1 + 0.75 / 0.5)
     assert not a.state(5).admit
 
 
-def test_a_peak_cost_is_remembered_through_a_lull() -> None:
+def test_an_idle_window_keeps_the_last_call_time() -> None:
     world = World()
-    a = admission(world, cost_memory=60.0)
-    a.state(6)
-    world.run(10, busy_per_second=1.5)  # 0.25 each
-    assert a.state(6).limit == 6
-    world.run(15, busy_per_second=0.06)  # everyone silent for a while
-    lull = a.state(6)
-    assert lull.load.cost_per_session > 0.15 and lull.limit < 10  # not 0.01 each: the peak decays slowly
+    a = admission(world)
+    a.state(1)
+    world.run(10, call=0.5)
+    assert a.state(1).limit == 5
+    world.run(60, call=0.0, calls=0)  # nobody spoke for a minute
+    idle = a.state(1)
+    assert idle.load.measured and idle.limit == 5
 
 
 @pytest.mark.parametrize(
-    ("signal", "words"),
-    [("lag", "commit latency p90 4.5 s"), ("queue", "wait 1.5 s for a worker"), ("busy", "busy 95%")],
+    ("signal", "words"), [("lag", "commit latency p90 4.5 s"), ("queue", "wait 1.5 s for a worker")]
 )
 def test_late_sessions_close_the_door(signal: str, words: str) -> None:
     world = World()
-    a = admission(world, prior_cost=0.05)
+    a = admission(world)
     a.state(3)
     if signal == "lag":
         world.lag = 4.5
-        world.run(10, busy_per_second=0.3)
-    elif signal == "queue":
-        world.run(10, busy_per_second=0.3, wait=1.5)
+        world.run(10, call=0.1)
     else:
-        world.run(10, busy_per_second=1.9)
+        world.run(10, call=0.1, wait=1.5)
     state = a.state(3)
-    assert not state.admit and state.limit <= 3, state
+    assert not state.admit and state.limit == 3, state
     assert words in (state.reason or ""), state.reason
+
+
+def test_a_busy_model_alone_is_not_late() -> None:
+    """One session keeps a worker busy with refreshes: busy, not late; the door stays open."""
+    world = World()
+    a = admission(world)
+    a.state(1)
+    world.run(10, call=0.2, calls=50)  # 10 busy seconds in 10: half of two workers, back to back
+    state = a.state(1)
+    assert state.admit and state.load.busy == pytest.approx(0.5)
 
 
 def test_the_oldest_queued_turn_counts_as_queue_age() -> None:
@@ -170,7 +179,7 @@ def test_the_app_states_fixed_limit() -> None:
 
 
 def test_at_the_ceiling_the_refusal_names_the_fixed_limit() -> None:
-    refused = admission(World(), ceiling=6, prior_cost=0.1).state(6)
+    refused = admission(World(), ceiling=6, prior_call=0.1).state(6)
     assert refused.reason == "the server is at its limit of 6 sessions"
 
 

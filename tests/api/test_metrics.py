@@ -124,7 +124,7 @@ def test_admission_and_load_are_read_at_scrape_time(http: TestClient) -> None:
     assert scraped["stt_admission_open"] == 1 and scraped["stt_admission_limit"] >= 1
     assert scraped["stt_admission_ceiling"] >= scraped["stt_admission_limit"]
     assert scraped["stt_scheduler_lightened_total"] == 0
-    assert scraped["stt_admission_cost_per_session"] > 0
+    assert scraped["stt_admission_call_seconds"] > 0
     admission = http.get("/health").json()["admission"]
     assert admission["admit"] and admission["mode"] == "measured" and admission["reason"] is None
     assert admission["load"]["measured"] is False  # nothing measured yet: the prior

@@ -237,9 +237,9 @@ def _admission(state: AppState) -> Iterator[Metric]:
     )
     load = a.load
     yield GaugeMetricFamily(
-        "stt_admission_cost_per_session",
-        "Fraction of one model worker a live session costs (measured over the window, or the prior)",
-        value=load.cost_per_session,
+        "stt_admission_call_seconds",
+        "A model call's time over the window (measured, or the prior): what the limit is sized by",
+        value=load.call_seconds,
     )
     if load.busy is not None:
         yield GaugeMetricFamily(
