@@ -173,8 +173,9 @@ def test_configure_timeout_finalize_and_eof(live_server: LiveServer) -> None:
         (1.0, 10000, None),
     ]
     ends = result.of_type("end_of_turn")
-    evidence = [{k: v for k, v in r.message.items() if k != "words"} | {"arrived": round(r.at, 2)}
-                for r in result.messages if r.message["type"] != "transcript"]  # fmt: skip
+    evidence = "\n".join(
+        f"{r.at:6.2f} {r.message}" for r in result.messages if r.message["type"] != "transcript"
+    )
     assert [m["trigger"] for m in ends] == ["timeout", "finalize", "eof"], evidence
     assert [m["turn"] for m in ends] == [0, 1, 2]
     assert "words" not in ends[0]
