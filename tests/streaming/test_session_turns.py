@@ -105,7 +105,7 @@ def test_a_pause_the_model_calls_final_ends_the_turn_before_the_endpointing() ->
 
 def test_a_pause_the_model_calls_unfinished_waits() -> None:
     scorer = Scorer(0.05)
-    timeline = stream(scorer, SessionConfig("en", turns=True, eot_timeout_ms=3000))
+    timeline = stream(scorer, SessionConfig("en", turns=True))
     turns = [e for _, e in timeline if isinstance(e, TurnEnded)]
     assert [(e.trigger, e.text) for e in turns] == [(TurnTrigger.EOF, "Book it.")]  # 1.5 s: still open
     ends = [t for t, e in timeline if isinstance(e, UtteranceEnded)]

@@ -117,10 +117,11 @@ def test_eager_then_resumed_then_end() -> None:
     s = Script(eot_threshold=0.9, eager_eot_threshold=0.5)
     s.speech(0.0)
     s.say("Yes.", 0.1)
-    s.pause(speech_end=0.6, now=0.8, model=0.5)  # with the full stop: 0.7, eager not final
+    s.pause(speech_end=0.6, now=0.8, model=0.3)  # with the full stop: over the eager threshold only
     eager = s.turns[-1]
     assert isinstance(eager, EagerEndOfTurn) and eager.text == "Yes."
-    assert eager.confidence == pytest.approx(0.7, abs=0.01)
+    assert eager.confidence == pytest.approx(end_probability(0.3, True, 0.2, 5.0))
+    assert 0.5 <= eager.confidence < 0.9
     assert s.taker.hint is TurnHint.EAGER  # its closing pass starts now
     s.pause(speech_end=1.3, now=1.35)  # speech again
     resumed = s.turns[-1]
@@ -187,3 +188,13 @@ def test_a_cough_starts_no_turn_and_tentative_words_do() -> None:
     s.speech(2.0)
     s.say("wait", 2.1, committed=False)
     assert isinstance(s.turns[0], TurnStarted) and s.turns[0].at == 2.0
+
+
+def test_the_closing_pass_finishing_the_sentence_ends_the_turn_without_waiting_for_audio() -> None:
+    s = Script()
+    s.speech(0.0)
+    s.say("so I did", 0.1, committed=False)  # the live hypothesis has no full stop yet
+    s.pause(speech_end=0.9, now=1.05, model=0.6)
+    assert s.taker.hint is TurnHint.NONE  # 0.3: not even eager
+    s.say("So I did.", 0.1, committed=False)  # the closing pass heard the sentence end
+    assert s.taker.hint is TurnHint.OVER

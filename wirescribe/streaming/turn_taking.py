@@ -48,8 +48,8 @@ SPECULATE = 0.4  # the closing pass starts early from this probability (or the e
 SENTENCE_ENDS = (".", "?", "!")
 # How much the transcript moves the model's probability: a finished sentence takes away this
 # share of the doubt, an unfinished one this share of the belief (bench/turn_bench.py).
-SENTENCE_WEIGHT = 0.4
-NO_SENTENCE_WEIGHT = 0.25
+SENTENCE_WEIGHT = 0.6
+NO_SENTENCE_WEIGHT = 0.5
 NO_MODEL = 0.5  # the model's probability when there is none (the transcript and silence decide)
 
 
@@ -91,6 +91,7 @@ class TurnTaker:
         self._utterance_open = False
         self._speech_end: int | None = None  # samples: the last speech end seen
         self._scored_end: int | None = None  # the speech end the model's probability is for
+        self._silence = 0.0  # seconds since the last speech end, at the last tick
         self._model: float | None = None
         self._out: list[Event] = []
 
@@ -162,6 +163,7 @@ class TurnTaker:
             self._out.append(TurnStarted(turn.index, turn.start))
             turn.updated_at = -UPDATE_EVERY
         turn.words.extend(event.words)
+        self._judge()  # the closing pass's text may finish the sentence the pause was judged on
         text = self._text(turn.base)
         if text != turn.last_text and self._audio - turn.updated_at >= UPDATE_EVERY:
             turn.updated_at, turn.last_text = self._audio, text
@@ -176,20 +178,24 @@ class TurnTaker:
         """The audio so far (``total`` samples) and the end of its last speech (None: not
         known): speech resumed after a scored pause, or the silence grew."""
         if speech_end is not None and (self._speech_end is None or speech_end > self._speech_end):
-            resumed = self._scored_end is not None and total - speech_end < TURN_PROBE * rate
+            resumed = self._scored_end is not None  # speech after the pause that was judged
             self._speech_end = speech_end
             if resumed:
                 self._resume(speech_end / rate)
         turn = self._turn
         if turn is None or turn.over is not None or self._speech_end is None:
             return
-        silence = (total - self._speech_end) / rate
-        if silence < TURN_PROBE:
+        self._silence = (total - self._speech_end) / rate
+        self._judge()
+
+    def _judge(self) -> None:
+        """Decide on the open turn's pause, from what is known now."""
+        if self._turn is None or self._turn.over is not None or self._silence < TURN_PROBE:
             return
-        if silence >= self._config.eot_timeout_ms / 1000:
+        if self._silence >= self._config.eot_timeout_ms / 1000:
             self._decide(TurnTrigger.TIMEOUT, 1.0)
-        elif self._scored_end == self._speech_end:
-            self._decide(TurnTrigger.MODEL, self._probability(silence))
+        elif self._scored_end is not None and self._scored_end == self._speech_end:
+            self._decide(TurnTrigger.MODEL, self._probability(self._silence))
 
     def needs_score(self, total: int, rate: int) -> bool:
         """A pause of the open turn that the model has not scored yet."""
