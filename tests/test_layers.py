@@ -31,6 +31,9 @@ LIGHT = (
     "wirescribe.streaming.agreement",
     "wirescribe.streaming.endpointer",
     "wirescribe.streaming.urgency",
+    "wirescribe.streaming.turn_taking",
+    "wirescribe.streaming.live_turns",
+    "wirescribe.asr.turn_model",
 )
 
 
