@@ -24,7 +24,7 @@ speech had begun is **late**. The WER of each mode's end texts (joined, ``eof``'
 against the reference, beside the ``final`` text's. The turn model's cost per call is timed here,
 in this process, on 8 s of the same speech (batch 1 and batch 8).
 
-    python bench/turn_bench.py                                   # everything (~1 h at 37 turns)
+    python bench/turn_bench.py        # everything: ~70 min at 37 turns (--streams 1: ~35 min)
     python bench/turn_bench.py --streams 1 --formats webm --turns 12
     python bench/turn_bench.py --streams 12 --modes silence800,model
 
@@ -232,6 +232,23 @@ def report(rows: list[dict[str, Any]]) -> str:
                   "errors", "load 1/5/15 before"], body)  # fmt: skip
 
 
+def wer_gaps(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's accuracy target: end_of_turn's text WER beside utterance_end's (800 ms) on
+    the same speech, per streams × format (points)."""
+    out = []
+    for n, fmt in sorted({(r["streams"], r["format"]) for r in rows}):
+        by = {
+            (r["mode"], r["kind"]): r["summary"]["text_wer"]
+            for r in rows
+            if (r["streams"], r["format"]) == (n, fmt)
+        }
+        base, turns = by.get(("silence800", "utterance_end")), by.get(("model", "end_of_turn"))
+        if base is not None and turns is not None:
+            out.append(f"{n}×{fmt}: end_of_turn WER {turns * 100:.2f} % vs utterance_end (800 ms) "
+                       f"{base * 100:.2f} %: {100 * (turns - base):+.2f} points")  # fmt: skip
+    return out
+
+
 def verdict_table(rows: list[dict[str, Any]]) -> str:
     """The model alone: p at each clip's end and hesitation point after 0.1/0.2/0.4 s of silence."""
     if not rows:
@@ -328,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _server.stop(server)
     print("\n" + report(rows) + "\n")
+    print("\n".join(wer_gaps(rows)))
     calls = {k: v for k, v in cost.items() if k != "verdicts"}
     print(f"turn model per call (this process, 1 thread): {calls}")
     print(f"server's turn model: {served_model}")
