@@ -195,3 +195,15 @@ def test_short_endpointing_commits_no_word_cut_off_by_the_closing_window(every: 
     check_updates(run)  # nothing half-heard is committed
     check_events(run)
     assert run.final.text.split() == [w.text for w in script]
+
+
+def test_a_closing_pass_the_speech_interrupts_keeps_its_words_and_is_counted() -> None:
+    """Gaps of 0.6 s start a closing pass (0.5 s into a pause) that the next words interrupt
+    before the 0.8 s endpointing: its words commit, the utterance goes on, and the policy counts
+    it (the metric stt_closing_passes_interrupted)."""
+    script = make_script(4, seed=21, pause_after=lambda s: 0.6 if s < 3 else 1.5)
+    run = stream(render(script), FakeModel(script))
+    ends = check_events(run)
+    assert run.policy.interrupted_closings >= 2
+    assert [w.text for w in script] == run.final.text.split()
+    assert len(ends) == 1  # the gaps were shorter than the endpointing: one utterance

@@ -207,6 +207,7 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
             await conn.send_all(dialect.greeting(session_id, state, setup))
             await _serve(conn)
             state.metrics.count_early_commits(policy.early_words, policy.early_disagreed)
+            state.metrics.count_interrupted_closings(policy.interrupted_closings)
     except WebSocketDisconnect:
         log.info("client went away")
     except SessionError as e:  # the session's (a decoder's), or the protocol's (a ProtocolError)

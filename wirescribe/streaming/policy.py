@@ -81,6 +81,7 @@ class StreamingPolicy:
         self.turn_hint = TurnHint.NONE  # set by the session's turn-taking (turn_taking.py)
         self.early_words = 0  # words committed by agreement that a closing pass re-read
         self.early_disagreed = 0  # ... and heard differently (or not at all)
+        self.interrupted_closings = 0  # held closing passes the speech resumed over (words kept)
 
     @property
     def vad(self) -> VoiceActivity:
@@ -216,6 +217,8 @@ class StreamingPolicy:
             self._tentative = []
             if step.ends_utterance:
                 self._close(step.reason, held.window.end)
+            else:
+                self.interrupted_closings += 1
             self._changed()
         elif step.step is Step.END_QUIET:
             self._tentative = []
