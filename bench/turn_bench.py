@@ -158,8 +158,10 @@ def summarise(sessions: list[dict[str, Any]], kind: str, speeches: list[TurnSpee
     }
 
 
-def turn_model_cost(speech: TurnSpeech, calls: int = 20) -> dict[str, Any]:
-    """The Smart Turn model's time per call, here (one intra-op thread, as the server runs it)."""
+def turn_model_cost(speech: TurnSpeech, scores: int = 24) -> dict[str, Any]:
+    """The Smart Turn model's time per call, here (one intra-op thread, as the server runs it):
+    the median of ``scores`` turns' worth of calls at batch 1 and at batch 8, and the part of a
+    call that is the log-mel features (computed in Python, per turn) rather than the graph."""
     from wirescribe.asr.turn_model import WINDOW, bundled_model_path, load_turn_model
 
     model = load_turn_model(os.environ.get("STT_TURN_MODEL") or None)
@@ -170,12 +172,18 @@ def turn_model_cost(speech: TurnSpeech, calls: int = 20) -> dict[str, Any]:
     out: dict[str, Any] = {"loaded": True, "path": str(model.path), "bundled": str(bundled_model_path())}
     for batch in (1, 8):
         took = []
-        for _ in range(calls):
+        for _ in range(max(3, scores // batch)):
             t0 = time.perf_counter()
             model.score_batch([audio] * batch)
             took.append(time.perf_counter() - t0)
         out[f"batch{batch}_ms"] = float(np.median(took) * 1000)
         out[f"batch{batch}_per_turn_ms"] = float(np.median(took) * 1000 / batch)
+    took = []
+    for _ in range(max(3, scores // 2)):
+        t0 = time.perf_counter()
+        model.features(audio)
+        took.append(time.perf_counter() - t0)
+    out["features_ms"] = float(np.median(took) * 1000)
     out["verdicts"] = verdicts(model)
     return out
 
