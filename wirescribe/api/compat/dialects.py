@@ -9,12 +9,12 @@ accepts the socket. OpenAI's clients expect the socket to open and an ``error`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from fastapi import WebSocket
 from fastapi.responses import JSONResponse
 
-from wirescribe.api import edge, security
+from wirescribe.api import edge, security, subprotocols
 from wirescribe.api.compat.actions import Parsed
 from wirescribe.api.compat.deepgram_live import DeepgramLive, DeepgramRefused, parse_options, refusal
 from wirescribe.api.compat.openai_realtime import AUDIO_FORMATS, RealtimeError, RealtimeTranscription
@@ -44,15 +44,24 @@ def _edge_actions(parsed: Parsed) -> list[edge.Action]:
 
 def _presented(websocket: WebSocket) -> str | None:
     """The token as a Deepgram client presents it: ``Authorization: Token …`` (an API key) or
-    ``Bearer …`` (a temporary token), or the browser's ``Sec-WebSocket-Protocol: token, …``;
-    else ``?token=``."""
+    ``Bearer …`` (a temporary token), or the browser's ``Sec-WebSocket-Protocol: token, …`` /
+    ``bearer, …`` (:mod:`~wirescribe.api.subprotocols`); else ``?token=``."""
     scheme, _, value = websocket.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() in ("token", "bearer") and value.strip():
         return value.strip()
-    protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
-    if len(protocols) == 2 and protocols[0].lower() in ("token", "bearer") and protocols[1]:
-        return protocols[1]
-    return websocket.query_params.get(security.QUERY_PARAM) or None
+    offered = subprotocols.credential(DeepgramDialect.name, websocket.scope)
+    return offered or websocket.query_params.get(security.QUERY_PARAM) or None
+
+
+def _authorize(websocket: WebSocket, state: AppState, presented: str | None) -> Grant | None:
+    """Origin, then the token ``presented`` as the dialect's clients present it."""
+    origin = websocket.headers.get("origin")
+    if not security.origin_allowed(state.settings.allowed_origins, origin):
+        raise ProtocolError("unauthorized", f"origin {origin!r} is not allowed")
+    try:
+        return security.authorize(state.settings.token, state.tokens, presented, origin)
+    except security.AccessDenied as e:
+        raise ProtocolError("unauthorized", str(e)) from None
 
 
 class _OpenAIAudio:
@@ -97,11 +106,22 @@ class OpenAIRealtimeDialect(Dialect):
             ).error_message(error)
         return self._rt.error_message(error)
 
+    def authorize(self, websocket: WebSocket, state: AppState) -> Grant | None:
+        """``Authorization: Bearer``, a browser's ``openai-insecure-api-key.KEY`` subprotocol
+        (:mod:`~wirescribe.api.subprotocols`), or ``?token=``."""
+        presented = security.presented_token(websocket.headers, {}) or subprotocols.credential(
+            self.name, websocket.scope
+        )
+        return _authorize(websocket, state, presented or websocket.query_params.get(security.QUERY_PARAM))
+
     def setup(self, websocket: WebSocket, state: AppState) -> SessionSetup:
         t = state.transcriber
+        headers: Mapping[str, str] = websocket.headers
+        if subprotocols.openai_beta(websocket.scope):  # a browser's OpenAI-Beta: realtime=v1
+            headers = {"openai-beta": "realtime=v1"}
         try:
             self._rt = RealtimeTranscription.connect(
-                websocket.query_params, websocket.headers, model_name=t.name,
+                websocket.query_params, headers, model_name=t.name,
                 languages=t.supported_languages, default_language=t.default_language, models=t,
             )  # fmt: skip
         except RealtimeError as e:
@@ -163,13 +183,7 @@ class DeepgramDialect(Dialect):
         return message
 
     def authorize(self, websocket: WebSocket, state: AppState) -> Grant | None:
-        origin = websocket.headers.get("origin")
-        if not security.origin_allowed(state.settings.allowed_origins, origin):
-            raise ProtocolError("unauthorized", f"origin {origin!r} is not allowed")
-        try:
-            return security.authorize(state.settings.token, state.tokens, _presented(websocket), origin)
-        except security.AccessDenied as e:
-            raise ProtocolError("unauthorized", str(e)) from None
+        return _authorize(websocket, state, _presented(websocket))
 
     def setup(self, websocket: WebSocket, state: AppState) -> SessionSetup:
         self._dg = deepgram_for(websocket, state)
