@@ -221,3 +221,22 @@ def test_an_auto_session_is_told_its_language_once_and_keeps_it() -> None:
 def test_translations_need_a_file(http: TestClient, tmp_path: Path) -> None:
     response = http.post("/v1/audio/translations", data={"model": "whisper-1"})
     assert response.status_code == 400 and response.json()["error"]["param"] == "file"
+
+
+def test_configure_switches_among_the_sessions_models_languages(http: TestClient) -> None:
+    with http.websocket_connect(f"{WS_LOCAL}/ws/transcribe?model=base&format=pcm16") as ws:
+        assert ws.receive_json()["model"] == "base"
+        ws.send_json({"type": "configure", "language": "es"})
+        assert ws.receive_json() == {**ws_configured(), "language": "es"}
+        ws.send_json({"type": "eof"})
+        while ws.receive_json()["type"] != "final":
+            pass
+    with http.websocket_connect(f"{WS_LOCAL}/ws/transcribe?format=pcm16") as ws:  # tiny.en
+        ws.receive_json()
+        ws.send_json({"type": "configure", "language": "es"})
+        refused = ws.receive_json()
+        assert refused["type"] == "error" and refused["code"] == "bad_message"
+
+
+def ws_configured() -> dict[str, object]:
+    return {"type": "configured", "keyterms": [], "prompt": "", "endpointing": 800}

@@ -11,7 +11,7 @@ not know, an English-only model asked for another language or for a translation 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -85,6 +85,12 @@ class LanguageReport:
         self.report = choice is not None and choice.multilingual
         self.language = choice.language if choice is not None else None
         self.task = choice.task if choice is not None else "transcribe"
+        self.languages = tuple(choice.model.supported_languages) if choice is not None else ()
+
+    def known(self, fallback: Sequence[str]) -> Sequence[str]:
+        """The languages ``configure`` may switch to: the session's model's (``fallback``: the
+        default model's, as the edge has them, before a choice)."""
+        return self.languages or fallback
 
     def detected(self, event: LanguageDetected) -> tuple[dict[str, Any], ...]:
         self.language = event.language

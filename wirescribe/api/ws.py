@@ -69,7 +69,7 @@ class NativeDialect(Dialect):
         return ()
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[Action]:
-        control = protocol.parse_control(text, config, languages)
+        control = protocol.parse_control(text, config, self._language.known(languages))
         if control.kind == "eof":
             return (End(),)
         if control.kind == "finalize":
