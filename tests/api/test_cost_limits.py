@@ -47,17 +47,18 @@ def test_a_network_stall_is_not_ended() -> None:
 
 
 def test_a_trickle_is_ended_after_one_window() -> None:
-    assert first_shortfall(lambda t: t / 16000) == 61.0  # 2 bytes of pcm16 a second
+    assert first_shortfall(lambda t: t / 16000) == 62.0  # 2 bytes of pcm16 a second
 
 
 def test_a_session_that_stops_decoding_later_is_ended_a_window_later() -> None:
-    assert first_shortfall(lambda t: min(t, 300)) == 361.0
+    assert first_shortfall(lambda t: min(t, 300)) == 362.0
 
 
 def test_a_client_that_kept_up_may_pause_for_a_window() -> None:
-    # LiveKit's OpenAI plugin after 62 s of speech: its input ended, it waits for the last
-    # transcript sending nothing; the idle timeout (60 s) is for that, not the floor
-    assert first_shortfall(lambda t: min(t, 62), seconds=62 + 60) is None
+    # LiveKit's OpenAI plugin after 61.4 s of speech: its input ended, it waits for the last
+    # transcript sending nothing; the idle timeout (60 s after that last frame) ends it first
+    at = first_shortfall(lambda t: min(t, 61.4))
+    assert at is not None and at > 61.4 + 60
     # a muted microphone (nothing, or keep-alives only) for 55 s, twice, real time between
     assert first_shortfall(real_time((0, 100), (155, 300), (355, 600))) is None
 
@@ -66,9 +67,9 @@ def test_pausing_a_window_at_a_time_needs_half_the_time_in_audio() -> None:
     # a minute of audio, a minute of nothing, and again: half the time pays the floor
     assert first_shortfall(real_time(*((s, s + 60) for s in range(0, 600, 120)))) is None
     # 20 s of audio then 50 s of nothing, over and over, does not: ended in its second pause
-    assert first_shortfall(real_time(*((s, s + 20) for s in range(0, 600, 70)))) == 121.0
+    assert first_shortfall(real_time(*((s, s + 20) for s in range(0, 600, 70)))) == 122.0
     # nor does a single pause longer than the window
-    assert first_shortfall(real_time((0, 100), (161, 600))) == 161.0
+    assert first_shortfall(real_time((0, 100), (162, 600))) == 162.0
 
 
 def test_no_floor_never_ends() -> None:
@@ -78,9 +79,10 @@ def test_no_floor_never_ends() -> None:
 def test_shortfall_reports_the_audio_since_the_credit_was_full() -> None:
     watch = AudioFloorWatch(FLOOR, 0.0)
     assert watch.shortfall(1.0, 30.0) is None  # 1 s of audio buys 2 s more
-    short = watch.shortfall(2.5, 66.0)
-    assert short is not None and (short.audio, short.seconds) == (2.5, 66.0)
-    assert "only 2.5 s of audio decoded in the last 66 s" in short.message
+    assert watch.shortfall(2.5, 66.0) is None  # its credit is gone, but by no more than a tick
+    short = watch.shortfall(2.5, 67.0)
+    assert short is not None and (short.audio, short.seconds) == (2.5, 67.0)
+    assert "only 2.5 s of audio decoded in the last 67 s" in short.message
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,14 @@ class AudioFloor:
     rate: float = 0.5
     window: float = 60.0
 
+    @property
+    def tick(self) -> float:
+        """How often the credit is checked: a tenth of the window, at most a second. A session
+        is ended once its credit is more than a tick's worth below zero, so the floor judges a
+        client that stopped sending after the idle timeout does (when that is at most a window):
+        a silent socket is the idle timeout's to end, not the floor's."""
+        return min(1.0, self.window / 10)
+
 
 @dataclass(frozen=True)
 class Shortfall:
@@ -112,6 +120,6 @@ class AudioFloorWatch:
         if self._credit >= self._cap:
             self._credit = self._cap
             self._full_at, self._full_audio = now, self._audio
-        if self._credit >= 0:
+        if self._credit >= -rate * self._floor.tick:
             return None
         return Shortfall(self._audio - self._full_audio, now - self._full_at, self._floor)
