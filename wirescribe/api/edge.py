@@ -294,7 +294,7 @@ async def _watch_audio_floor(session: LiveSession, settings: Settings) -> str:
     if floor.rate <= 0:
         await asyncio.Event().wait()  # no floor: wait to be cancelled with the session
     loop = asyncio.get_running_loop()
-    tick = min(1.0, floor.window / 10)
+    tick = floor.tick
     while not session.bytes_fed:
         await asyncio.sleep(tick)
     watch = AudioFloorWatch(floor, loop.time())
