@@ -110,9 +110,12 @@ def test_listed_origins_and_non_browser_clients_are_accepted(server: LiveServer,
 
 
 def test_unknown_parameters_load_nothing(server: LiveServer, short_speech: tuple[np.ndarray, str]) -> None:
-    """There is no per-session model: ?model=/etc/passwd is an unknown parameter, ignored."""
+    """A session chooses among the loaded models only: ?model=/etc/passwd is refused (nothing is
+    loaded for it), and the other parameters that name files or devices are unknown, ignored."""
     audio, _ = short_speech
-    query = "format=pcm16&model=/etc/passwd&model_path=/etc/passwd&device=cuda&compute_type=float32"
+    refused = asyncio.run(exchange(authed(server, "format=pcm16&model=/etc/passwd"), [EOF_FRAME]))
+    assert refused.close_code == 1008 and "is not loaded here" in refused.messages[0].message["message"]
+    query = "format=pcm16&model_path=/etc/passwd&device=cuda&compute_type=float32"
     result = asyncio.run(exchange(authed(server, query), [*pcm16_slices(audio, 0.1), EOF_FRAME]))
     assert_well_formed(result)
     assert result.messages[0].message["model"] == "tiny.en"
