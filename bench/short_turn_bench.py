@@ -23,6 +23,7 @@ Per level (``--levels``, default 1, 4, 8, 12 streams):
   (``stt_scheduler_lightened_total``, ``asr/load.py``);
 * CPU seconds of the server process (model, VAD, ffmpeg children reaped) and model busy seconds
   per second of audio streamed by the sessions admitted;
+* the admission's limit and the model call time it measured, at the level's end;
 * the load average before and after (the machine is shared: figures taken under load are not
   the quiet machine's).
 
@@ -223,6 +224,8 @@ def run_level(n: int, args: argparse.Namespace, pool: tuple[Clip, ...], model: T
         "deferred": _delta(after, before, "stt_scheduler_deferred_total"),
         "cpu_per_audio_s": cpu / audio if audio else None,
         "busy_per_audio_s": busy / audio if audio else None,
+        "admission_limit": after.get("stt_admission_limit"),
+        "call_seconds": after.get("stt_admission_call_seconds"),
         "load_before": load_before, "load_after": load_after, "sessions": sessions,
     }  # fmt: skip
 
@@ -236,7 +239,7 @@ def report(levels: list[dict[str, Any]]) -> str:
             ef["max"],
             lv["wer_mean"] and lv["wer_mean"] * 100, lv["wer_max"] and lv["wer_max"] * 100,
             lv["closing_per_s"], lv["unended_closing_per_s"], lv["other_per_s"], int(lv["lightened"]),
-            lv["cpu_per_audio_s"], lv["busy_per_audio_s"],
+            lv["cpu_per_audio_s"], lv["busy_per_audio_s"], lv.get("admission_limit"), lv.get("call_seconds"),
             " / ".join(f"{x:.2f}" for x in lv["load_before"]) + f" → {lv['load_after'][0]:.2f}",
         ])  # fmt: skip
     return table([
@@ -244,7 +247,8 @@ def report(levels: list[dict[str, Any]]) -> str:
         "final after eof, max (s)", "WER % mean", "WER % max", "closing windows/s",
         "of them not ending their utterance/s",
         "refresh and other windows/s", "closing windows lightened", "server CPU s per audio s",
-        "model busy (wall) s per audio s", "load 1/5/15 before → 1 after",
+        "model busy (wall) s per audio s", "admission limit at the end", "model call (s), measured",
+        "load 1/5/15 before → 1 after",
     ], rows)  # fmt: skip
 
 
