@@ -164,7 +164,7 @@ class Settings:
     max_session_wall_seconds: float = 10800.0  # wall clock per session; then final + 1000 (0: none)
     max_sessions: int = 0  # past it: busy + 1013 (0: auto, see resolved())
     max_sessions_per_client: int = 4  # live sessions from one client address; past it: busy (0: off)
-    admission: str = "measured"  # measured: limit follows the load (api/admission.py); fixed: max_sessions
+    admission: str = "auto"  # measured (api/admission.py) | fixed: max_sessions alone | auto, see resolved()
     idle_timeout: float = 60.0  # no frame for this long: timeout, final + 1000 (0: never)
     max_audio_rate: float = 4.0  # sustained audio seconds per wall second (0: unlimited)
     audio_burst_seconds: float = 30.0  # audio a session may send at once before the rate applies
@@ -222,7 +222,7 @@ class Settings:
             max_session_wall_seconds=e.number("MAX_SESSION_WALL_SECONDS", d.max_session_wall_seconds),
             max_sessions=e.number("MAX_SESSIONS", d.max_sessions),
             max_sessions_per_client=e.number("MAX_SESSIONS_PER_CLIENT", d.max_sessions_per_client),
-            admission=e.choice("ADMISSION", d.admission, ("measured", "fixed")),
+            admission=e.choice("ADMISSION", d.admission, ("auto", "measured", "fixed")),
             idle_timeout=e.number("IDLE_TIMEOUT", d.idle_timeout),
             max_audio_rate=e.number("MAX_AUDIO_RATE", d.max_audio_rate),
             audio_burst_seconds=e.number("AUDIO_BURST_SECONDS", d.audio_burst_seconds),
@@ -269,7 +269,14 @@ class Settings:
             threads = self.model.cpu_threads or max(1, cores // workers)
         model = replace(self.model, cpu_threads=threads, num_workers=self.model.num_workers or workers)
         sessions = self.max_sessions or (CUDA_SESSIONS if cuda else SESSIONS_PER_CPU_WORKER * workers)
-        return replace(self, scheduler_workers=workers, model=model, max_sessions=sessions)
+        # auto: an operator's own STT_MAX_SESSIONS is a fixed limit; the automatic one a ceiling
+        # under which the limit follows the measured load (api/admission.py).
+        admission = self.admission
+        if admission == "auto":
+            admission = "fixed" if self.max_sessions else "measured"
+        return replace(
+            self, scheduler_workers=workers, model=model, max_sessions=sessions, admission=admission
+        )
 
 
 PROXY_LOCATIONS = ("everynode", "headonly", "disabled")
