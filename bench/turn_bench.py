@@ -11,8 +11,10 @@ server:app``, per-address cap off, a fixed session ceiling so admission refuses 
 
 Modes: ``silence300``/``silence500``/``silence800`` (``events=true&endpointing=N``: the
 ``utterance_end`` messages), ``model`` (``turns=true`` at its defaults: ``end_of_turn``),
-``eager`` (``turns=true&eager_eot_threshold=E``: ``eager_end_of_turn`` reported apart, with the
-``end_of_turn`` of that session). Every session asks for ``words=true``.
+``eager`` (``turns=true&eager_eot_threshold=E``: its ``end_of_turn``, and apart the first
+signal of each turn's end, ``eager_end_of_turn`` or ``end_of_turn`` (an eager event comes only
+while the probability is between the two thresholds: a turn that is plainly over gets only its
+end), with the count of eager events and of ``turn_resumed``). Every session asks for ``words=true``.
 
 Each end event (before ``eof``) is placed at its last word's end (its words; else its ``end``)
 and given to the last turn begun by then. There it is a **false cut** when it falls in the
@@ -111,26 +113,35 @@ def _brief(at: float, m: dict[str, Any]) -> dict[str, Any]:
     return out | ({"last_word_end": words[-1]["end"]} if words else {})
 
 
+EAGER = "eager_or_end"  # the first of eager_end_of_turn and end_of_turn, per turn
+TYPES = {EAGER: ("eager_end_of_turn", "end_of_turn")}
+
+
+def kinds_of(mode: str) -> list[str]:
+    if mode.startswith("silence"):
+        return ["utterance_end"]
+    return ["end_of_turn", EAGER] if mode == "eager" else ["end_of_turn"]
+
+
 def session_figures(result: StreamResult, speech: TurnSpeech, mode: str, slice_s: float) -> dict[str, Any]:
     eof = result.eof_at if result.eof_at is not None else float("inf")
-    kinds = ["utterance_end"] if mode.startswith("silence") else ["end_of_turn"]
-    if mode == "eager":
-        kinds.append("eager_end_of_turn")
     out: dict[str, Any] = {"errors": result.errors, "close_code": result.close_code,
                            "failed": result.final is None}  # fmt: skip
-    for kind in kinds:
+    for kind in kinds_of(mode):
+        types = TYPES.get(kind, (kind,))
         sent = [
             (r.at, r.message)
             for r in result.messages
-            if r.message.get("type") == kind and r.at < eof and r.message.get("trigger") != "eof"
+            if r.message.get("type") in types and r.at < eof and r.message.get("trigger") != "eof"
         ]
         out[kind] = classify(sent, speech.turns, slice_s)
-        out[kind]["text_wer"] = word_error_rate(speech.reference, " ".join(m.get("text", "")
-                                                for m in result.of_type(kind)))  # fmt: skip
+        texts = " ".join(m.get("text", "") for m in result.of_type(kind))
+        out[kind]["text_wer"] = word_error_rate(speech.reference, texts) if kind not in TYPES else None
         out[kind]["triggers"] = sorted(m.get("trigger", "") for m in result.of_type(kind))
     out["messages"] = [
         _brief(r.at, r.message) for r in result.messages if r.message.get("type") != "transcript"
     ]
+    out["eager"] = len(result.of_type("eager_end_of_turn"))
     out["resumed"] = len(result.of_type("turn_resumed"))
     out["confidences"] = [m["confidence"] for m in result.of_type("end_of_turn")]
     if result.final is not None:
@@ -142,6 +153,7 @@ def summarise(sessions: list[dict[str, Any]], kind: str, speeches: list[TurnSpee
     figs = [s[kind] for s in sessions if kind in s]
     lat = [x for f in figs for x in f["latencies"]]
     finals = [s["final_wer"] for s in sessions if "final_wer" in s]
+    wers = [f["text_wer"] for f in figs if f["text_wer"] is not None]
     return {
         **stats(lat),
         "turns": sum(len(sp.turns) for sp in speeches),
@@ -151,7 +163,9 @@ def summarise(sessions: list[dict[str, Any]], kind: str, speeches: list[TurnSpee
         "splits": sum(len(f["splits"]) for f in figs),
         "late": sum(f["late"] for f in figs),
         "extra": sum(f["extra"] for f in figs),
-        "text_wer": float(np.mean([f["text_wer"] for f in figs])) if figs else None,
+        "text_wer": float(np.mean(wers)) if wers else None,
+        "eager_events": sum(s.get("eager", 0) for s in sessions),
+        "resumed": sum(s.get("resumed", 0) for s in sessions),
         "final_wer": float(np.mean(finals)) if finals else None,
         "failed": sum(1 for s in sessions if s["failed"]),
         "errors": sorted({e.get("code", "") for s in sessions for e in s["errors"]}),
@@ -233,11 +247,12 @@ def report(rows: list[dict[str, Any]]) -> str:
             r["streams"], r["format"], r["mode"], r["kind"], sm["median"], sm["p90"], sm["n"],
             f"{sm['missed']}/{sm['turns']}", f"{sm['false_cuts']}/{sm['pauses']}", sm["splits"], sm["late"],
             sm["text_wer"] and sm["text_wer"] * 100, sm["final_wer"] and sm["final_wer"] * 100,
+            f"{sm['eager_events']}/{sm['resumed']}" if r["kind"] == EAGER else "",
             ",".join(sm["errors"]) or "", r["load"],
         ])  # fmt: skip
     return table(["streams", "format", "mode", "event", "latency median (s)", "p90 (s)", "ends",
                   "missed", "false cuts / pauses", "other splits", "late", "end-text WER %", "final WER %",
-                  "errors", "load 1/5/15 before"], body)  # fmt: skip
+                  "eager / resumed", "errors", "load 1/5/15 before"], body)  # fmt: skip
 
 
 def wer_gaps(rows: list[dict[str, Any]]) -> list[str]:
@@ -279,7 +294,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> str:
     import matplotlib.pyplot as plt
 
     labels = [
-        f"{r['streams']}×{r['format']} {r['mode']}{' eager' if r['kind'].startswith('eager') else ''}"
+        f"{r['streams']}×{r['format']} {r['mode']}{' (eager or end)' if r['kind'] == EAGER else ''}"
         for r in rows
     ]
     fig, (a, b) = plt.subplots(2, 1, figsize=(max(6, len(rows) * 0.6), 7), sharex=True)
@@ -339,9 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                     results = asyncio.run(run_streams(url, encoded, SLICES[fmt], args.stagger))
                     sessions = [session_figures(r, sp, mode, SLICES[fmt])
                                 for r, sp in zip(results, speeches, strict=False)]  # fmt: skip
-                    kinds = ["utterance_end"] if mode.startswith("silence") else ["end_of_turn"]
-                    kinds += ["eager_end_of_turn"] if mode == "eager" else []
-                    for kind in kinds:
+                    for kind in kinds_of(mode):
                         sm = summarise(sessions, kind, speeches[:n])
                         row = {"streams": n, "format": fmt, "mode": mode, "kind": kind, "load": load,
                                "summary": sm, "sessions": sessions}  # fmt: skip
