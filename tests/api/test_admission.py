@@ -163,7 +163,7 @@ def app_state(settings: Settings, world: World, sessions: int) -> AppState:
 def test_the_app_states_refusal_follows_the_measured_load() -> None:
     """The edge sends ``state.refusal()`` as ``busy``: the metrics' commit latencies reach it."""
     world = World()
-    settings = Settings(max_sessions=12, scheduler_workers=2)
+    settings = Settings(max_sessions=12, scheduler_workers=2, admission="measured")
     state = app_state(settings, world, 2)
     assert state.refusal() is None and not state.at_capacity
     for _ in range(MIN_LAGS):
@@ -176,6 +176,14 @@ def test_the_app_states_refusal_follows_the_measured_load() -> None:
 def test_the_app_states_fixed_limit() -> None:
     state = app_state(Settings(max_sessions=2, admission=FIXED), World(), 2)
     assert state.refusal() == "the server is at its limit of 2 sessions"
+
+
+@pytest.mark.parametrize(("max_sessions", "mode"), [(0, "measured"), (5, "fixed")])
+def test_auto_admission_is_fixed_for_an_operators_own_limit(max_sessions: int, mode: str) -> None:
+    """STT_ADMISSION=auto: the automatic limit is measured, an explicit STT_MAX_SESSIONS fixed."""
+    assert Settings(max_sessions=max_sessions).resolved(cores=2).admission == mode
+    assert Settings(max_sessions=max_sessions, admission="measured").resolved(cores=2).admission == "measured"
+    assert app_state(Settings(max_sessions=max_sessions), World(), 0).admission.limits.mode == mode
 
 
 def test_at_the_ceiling_the_refusal_names_the_fixed_limit() -> None:
@@ -199,3 +207,15 @@ def test_a_few_words_make_no_commit_lag() -> None:
         recent.add(8.0)
     assert recent.quantile(0.9, within=15, at_least=20) is None
     assert recent.quantile(0.9, within=15) == 8.0
+
+
+def test_the_lateness_of_sessions_gone_is_forgotten_but_not_the_call_time() -> None:
+    world = World()
+    a = admission(world)
+    a.state(3)
+    world.run(10, call=0.5, wait=2.0)
+    assert not a.state(3).admit  # late
+    assert a.state(0).admit  # everyone left
+    world.run(1, call=0.5, calls=0)
+    again = a.state(1)
+    assert again.admit and again.load.queue_age == 0.0 and again.limit == 5  # 2 x (1 + 0.75 / 0.5)

@@ -23,7 +23,8 @@ workers and model calls of ``t`` seconds, a turn waits about ``t × (n/W - 1)``.
   calls of the window, or how long the oldest waiting turn has been queued, if longer). Then no
   new session is admitted (the limit is the sessions live), whatever the formula says.
 
-With no session live one is always admitted. The busy fraction of the workers is shown, not
+With no session live one is always admitted, and the lateness of the sessions gone is forgotten
+(the call time measured is kept: it is the machine's). The busy fraction of the workers is shown, not
 used. With ``STT_ADMISSION=fixed`` only the ceiling counts, as before. Pure but for the clock
 and the two sources it is handed (the scheduler's stats, the recent commit latencies), so the
 tests drive it with fakes.
@@ -143,10 +144,14 @@ class Admission:
         self._clock = clock
         self._samples: deque[_Sample] = deque()
         self._call: float | None = None  # the last call time measured
+        self._quiet = -math.inf  # when no session was live last: lateness is measured since
 
     def state(self, sessions: int) -> AdmissionState:
         """Whether one more session is admitted now, with ``sessions`` live."""
         lim = self.limits
+        if sessions == 0:  # the sessions measured so far are gone: so is their lateness
+            self._quiet = self._clock()
+            self._samples.clear()
         load = self._measure()
         if lim.mode == FIXED:
             admit = sessions < lim.ceiling
@@ -197,6 +202,6 @@ class Admission:
             busy=busy,
             call_seconds=max(self._call or lim.prior_call, 1e-3),
             measured=self._call is not None,
-            commit_lag_p90=self._commit_lag(lim.window),
+            commit_lag_p90=self._commit_lag(min(lim.window, now - self._quiet)),
             queue_age=max(queue_age, stats.oldest_queued),
         )

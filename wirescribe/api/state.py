@@ -61,7 +61,10 @@ class AppState:
         token, ttl = self.settings.token, self.settings.temp_token_max_ttl
         self.tokens = TemporaryTokens(token, ttl) if token is not None else None
         s = self.settings
-        limits = AdmissionLimits(s.max_sessions, max(1, s.scheduler_workers), s.admission)
+        mode = (
+            s.admission if s.admission != "auto" else "fixed" if s.max_sessions else "measured"
+        )  # unresolved
+        limits = AdmissionLimits(s.max_sessions, max(1, s.scheduler_workers), mode)
         # Read lazily: the scheduler's stats and the metrics' recent commit latencies.
         self.admission = Admission(
             limits, lambda: self.scheduler.stats(), lambda within: self.metrics.commit_lag_p90(within)
