@@ -41,7 +41,7 @@ def append(pcm: bytes) -> str:
 
 def test_g711_is_decoded_straight_to_16_khz() -> None:
     transcriber = FakeTranscriber()
-    websocket = SimpleNamespace(query_params={"intent": "transcription"}, headers={})
+    websocket = SimpleNamespace(query_params={"intent": "transcription"}, headers={}, scope={})
     dialect = OpenAIRealtimeDialect()
     setup = dialect.setup(cast(Any, websocket), cast(Any, SimpleNamespace(transcriber=transcriber)))
     assert (setup.format, setup.sample_rate) == ("f32", SAMPLE_RATE)  # the dialect resamples
@@ -62,7 +62,7 @@ def test_g711_is_decoded_straight_to_16_khz() -> None:
 
 
 def test_pcm16_at_24_khz_is_resampled_by_the_dialect_too() -> None:
-    websocket = SimpleNamespace(query_params={}, headers={})
+    websocket = SimpleNamespace(query_params={}, headers={}, scope={"type": "websocket"})
     dialect = OpenAIRealtimeDialect()
     setup = dialect.setup(cast(Any, websocket), cast(Any, SimpleNamespace(transcriber=FakeTranscriber())))
     pcm = (np.sin(np.arange(24000) * 2 * np.pi * 440 / 24000) * 8000).astype("<i2").tobytes()
@@ -72,7 +72,7 @@ def test_pcm16_at_24_khz_is_resampled_by_the_dialect_too() -> None:
 
 
 def test_the_threshold_is_checked_and_echoed() -> None:
-    websocket = SimpleNamespace(query_params={}, headers={})
+    websocket = SimpleNamespace(query_params={}, headers={}, scope={"type": "websocket"})
     dialect = OpenAIRealtimeDialect()
     setup = dialect.setup(cast(Any, websocket), cast(Any, SimpleNamespace(transcriber=FakeTranscriber())))
     assert dialect.vad_options() == VadOptions()
@@ -131,7 +131,7 @@ def test_a_high_threshold_keeps_quiet_speech_from_starting_a_turn(utterances: li
 
 def test_a_commit_hears_all_the_audio_before_it() -> None:
     """The dialect's resampler holds its last block back; a commit sends it first."""
-    websocket = SimpleNamespace(query_params={}, headers={})
+    websocket = SimpleNamespace(query_params={}, headers={}, scope={"type": "websocket"})
     dialect = OpenAIRealtimeDialect()
     setup = dialect.setup(cast(Any, websocket), cast(Any, SimpleNamespace(transcriber=FakeTranscriber())))
     dialect.control(update(format={"type": "audio/pcmu"}), setup.config, ())

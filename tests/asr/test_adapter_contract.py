@@ -28,6 +28,7 @@ ALLOWED_IMPORTERS = {
     "wirescribe/asr/model.py": "loading the model (WhisperModel)",
     "wirescribe/asr/config.py": "counting CUDA devices for device auto, imported when called",
     "wirescribe/audio/vad.py": "faster-whisper's bundled Silero VAD model (get_vad_model), not the decoder",
+    "wirescribe/asr/turn_model.py": "the log-mel FeatureExtractor for the end-of-turn model",
 }
 
 
