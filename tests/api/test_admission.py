@@ -219,3 +219,11 @@ def test_the_lateness_of_sessions_gone_is_forgotten_but_not_the_call_time() -> N
     world.run(1, call=0.5, calls=0)
     again = a.state(1)
     assert again.admit and again.load.queue_age == 0.0 and again.limit == 5  # 2 x (1 + 0.75 / 0.5)
+
+
+def test_long_calls_alone_still_admit_two_sessions_per_worker() -> None:
+    world = World()
+    a = admission(world)
+    a.state(1)
+    world.run(10, call=3.0)  # a very slow machine, nobody late yet
+    assert a.state(3).admit and a.state(4).limit == 4 and not a.state(4).admit

@@ -16,7 +16,9 @@ workers and model calls of ``t`` seconds, a turn waits about ``t × (n/W - 1)``.
   ``prior_call``; with no call in the window, the last one measured. It is what the machine
   does now: a machine shared with other work, or a bigger model, shows in it;
 * **the limit**: ``W × (1 + target_wait / t)`` sessions, at most the fixed ceiling
-  (``STT_MAX_SESSIONS``, auto: 6 per worker) — the sessions whose turns wait ``target_wait``;
+  (``STT_MAX_SESSIONS``, auto: 6 per worker) — the sessions whose turns wait ``target_wait`` —
+  and at least two per worker (two sessions take turns at one call's wait: a slow machine's
+  long calls alone do not refuse the second session; lateness does);
 * **late**: the sessions admitted are served late when the 90th percentile of their
   committed-word latency over the window passes ``max_commit_lag`` (once ``MIN_LAGS`` words are
   committed in it), or the queue age does ``max_queue_age`` (the mean queue time of the model
@@ -84,6 +86,7 @@ class AdmissionLimits:
     max_queue_age: float = 1.0  # seconds a model call waits for a worker: no new session past it
     window: float = 15.0  # seconds of history the signals are measured over
     prior_call: float = 0.2  # seconds per model call before one is measured (tiny.en on a CPU core)
+    min_per_worker: int = 2  # the formula's least: a worker serves two sessions in turn, a call's wait
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,7 @@ class Admission:
             reason = None if admit else f"the server is at its limit of {lim.ceiling} sessions"
             return AdmissionState(lim.mode, admit, lim.ceiling, sessions, lim.ceiling, reason, load)
         sized = math.floor(lim.workers * (1 + lim.target_wait / load.call_seconds))
-        limit = min(lim.ceiling, max(1, sized))
+        limit = min(lim.ceiling, max(lim.min_per_worker * lim.workers, sized))
         late = self._late(load) if sessions else None  # with none live, none is late now
         if late is not None:
             limit = min(limit, sessions)
