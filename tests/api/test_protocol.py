@@ -9,6 +9,7 @@ import pytest
 from wirescribe.api import protocol
 from wirescribe.api.protocol import ProtocolError, SessionParams, parse_control, parse_params
 from wirescribe.asr.model import Segment, Word
+from wirescribe.streaming.events import SessionConfig
 from wirescribe.streaming.policy import FinalTranscript, Update
 
 LANGS = ["en", "de", "fr", "es", "zh", "ja"]
@@ -295,3 +296,11 @@ def test_close_code_constants_match_the_table() -> None:
 def test_protocol_error_is_an_exception_with_its_message() -> None:
     err = ProtocolError("busy", "the server is at its limit")
     assert isinstance(err, Exception) and str(err) == "the server is at its limit"
+
+
+def test_configure_language_auto_detects_again_on_a_multilingual_model_only() -> None:
+    auto = '{"type": "configure", "language": "auto"}'
+    control = protocol.parse_control(auto, SessionConfig(language="es"), ("en", "es", "fr"))
+    assert control.config is not None and control.config.language is None
+    with pytest.raises(protocol.ProtocolError):
+        protocol.parse_control(auto, SessionConfig(language="en"), ("en",))

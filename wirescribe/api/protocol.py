@@ -309,7 +309,11 @@ def _configure(msg: dict[str, Any], current: SessionConfig, languages: Sequence[
     if "prompt" in msg:
         config = replace(config, prompt=session_options.prompt(msg["prompt"]))
     if "language" in msg:
-        config = replace(config, language=session_options.language(msg["language"], languages))
+        value = msg["language"]
+        if value == session_options.AUTO and len(languages) > 1:  # a multilingual model: detect it
+            config = replace(config, language=None)
+        else:
+            config = replace(config, language=session_options.language(value, languages))
     if "endpointing" in msg:
         if isinstance(msg["endpointing"], str):  # JSON has numbers: a string is a client's bug
             raise OptionError("endpointing must be a number of milliseconds")
