@@ -1,6 +1,7 @@
 """LiveKit Agents' speech-to-text plugins, unmodified, against a real server: the Deepgram
 plugin (``deepgram.STT(base_url=…/v1/listen)``) and the OpenAI plugin in realtime mode
-(``openai.STT(use_realtime=True, base_url=…/v1)``), each through its own stream API
+(``openai.STT(use_realtime=True, base_url=…/v1)``) and, for Deepgram Flux, ``deepgram.STTv2``
+(``base_url=ws://…/v2/listen``), each through its own stream API
 (``stt.stream()``: ``push_frame`` of 20 ms frames at real-time pace, ``end_input``, the
 ``SpeechEvent`` iterator), as an agent's room input would drive it. No LiveKit room needed."""
 
@@ -74,3 +75,18 @@ def test_livekit_openai_plugin_pausing_and_waiting(
     assert run.of("interim") and run.of("interim")[0].at < finals[0].at
     # the stream was still open (and not failed) after lingering
     assert run.of("stream_open"), run.events
+
+
+def test_livekit_deepgram_flux_plugin(
+    server: LiveServer, speech: tuple[np.ndarray, str, float], tmp_path: Path
+) -> None:
+    # deepgram.STTv2 on /v2/listen: the server's turns (StartOfTurn, Update, EndOfTurn) become
+    # START_OF_SPEECH, interim transcripts, and a FINAL_TRANSCRIPT with END_OF_SPEECH per turn
+    audio, reference, _ = speech
+    run = drive("livekit-flux", server, audio, tmp_path, {"linger": 3.0})
+    assert run.problems == [], (run.problems, run.log[-3000:])
+    assert word_error_rate(reference, run.text) <= WER_BOUND, run.text
+    starts, stops, finals = run.of("speech_started"), run.of("speech_stopped"), run.of("final")
+    assert len(starts) >= 2 and len(finals) == len(stops) >= 2, run.events
+    assert all(f.at <= s.at for f, s in zip(finals, stops, strict=True))  # each turn's text, then its end
+    assert run.of("interim") and run.of("interim")[0].at < finals[0].at

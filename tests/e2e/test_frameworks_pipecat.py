@@ -4,7 +4,8 @@
 activity detection (the ``VADProcessor``, with the weights Pipecat ships) before the service, a
 processor after it standing for the application — fed 20 ms ``InputAudioRawFrame``s at
 real-time pace. No transport needed. Pipecat ends turns with its own VAD: at each stop the
-Deepgram service sends ``Finalize`` and the OpenAI one commits the input buffer."""
+Deepgram service sends ``Finalize`` and the OpenAI one commits the input buffer. And
+``DeepgramFluxSTTService`` (``url`` …/v2/listen) without a VAD: Flux's turns are the server's."""
 
 from __future__ import annotations
 
@@ -66,3 +67,18 @@ def test_pipecat_openai_realtime_service(
     assert_turns_answered(run)
     assert len(run.of("final")) == len(run.of("vad_stopped")), run.events
     assert run.of("interim")  # each item's deltas before its completion
+
+
+def test_pipecat_deepgram_flux_service(
+    server: LiveServer, speech: tuple[np.ndarray, str], tmp_path: Path
+) -> None:
+    # DeepgramFluxSTTService on /v2/listen, no VAD in the pipeline: the turns are the server's
+    # (StartOfTurn and EndOfTurn proposed as the user's turn, its transcript as the final)
+    audio, reference = speech
+    run = drive("pipecat-flux", server, audio, tmp_path)
+    assert run.problems == [], (run.problems, run.log[-3000:])
+    assert word_error_rate(reference, run.text) <= WER_BOUND, run.text
+    starts, stops, finals = run.of("speech_started"), run.of("speech_stopped"), run.of("final")
+    assert len(starts) >= 2 and len(finals) == len(stops) >= 2, run.events
+    assert all(f.at <= s.at for f, s in zip(finals, stops, strict=True))
+    assert run.of("interim") and run.of("interim")[0].at < finals[0].at

@@ -2,6 +2,9 @@
 and OpenAI plugins and Pipecat's Deepgram and OpenAI Realtime speech-to-text services, each
 driven through its own stream API with speech at real-time pace, in 20 ms frames.
 
+With Deepgram Flux (``/v2/listen``): LiveKit's
+``deepgram.STTv2`` (``livekit-flux``) and Pipecat's ``DeepgramFluxSTTService`` (``pipecat-flux``).
+
 Run by the frameworks' own interpreter (``.venv-frameworks``: requirements-frameworks.txt says
 why it is not the server's), never imported by the suite, so it imports neither ``tests`` nor
 ``wirescribe``::
@@ -56,22 +59,30 @@ async def send_real_time(
     log: Log, audio: np.ndarray, push: Callable[[np.ndarray], Awaitable[None]], options: dict[str, Any]
 ) -> None:
     """``audio`` in 20 ms frames at real-time pace (against the clock, so no drift), with the
-    pause the options ask for; then waits for an open turn to end."""
-    pause_at = int(options.get("pause_at", -1) * RATE)
+    pause the options ask for; then silence, as a microphone goes on sending, until no turn is
+    open (at most ``SETTLE_SECONDS`` more)."""
+    pause_at = options.get("pause_at", -1.0)
     due = time.monotonic()
+
+    async def send(frame: np.ndarray) -> None:
+        nonlocal due
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await push(frame)
+        log.audio_at, log.last_audio = log.audio_at + len(frame) / RATE, time.monotonic()
+        due += len(frame) / RATE
+
     for start in range(0, len(audio), FRAME):
-        if start == pause_at - pause_at % FRAME and pause_at >= 0:
+        if 0 <= pause_at and start <= pause_at * RATE < start + FRAME:
             log("paused", seconds=options["pause"])
             due += options["pause"]
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        await push(audio[start : start + FRAME])
-        log.audio_at, log.last_audio = (start + FRAME) / RATE, time.monotonic()
-        due += FRAME / RATE
+        await send(audio[start : start + FRAME])
     log("audio_sent")
-    try:
-        await asyncio.wait_for(log.quiet.wait(), SETTLE_SECONDS)
-    except asyncio.TimeoutError:
-        log("still_open")
+    settled = time.monotonic() + SETTLE_SECONDS
+    while not log.quiet.is_set():
+        if time.monotonic() > settled:
+            log("still_open")
+            break
+        await send(np.zeros(FRAME, dtype=audio.dtype))
 
 
 async def livekit(client: str, http: str, audio: np.ndarray, options: dict[str, Any], log: Log) -> None:
@@ -82,6 +93,7 @@ async def livekit(client: str, http: str, audio: np.ndarray, options: dict[str, 
     names = {
         stt.SpeechEventType.START_OF_SPEECH: "speech_started",
         stt.SpeechEventType.INTERIM_TRANSCRIPT: "interim",
+        stt.SpeechEventType.PREFLIGHT_TRANSCRIPT: "preflight",
         stt.SpeechEventType.FINAL_TRANSCRIPT: "final",
         stt.SpeechEventType.END_OF_SPEECH: "speech_stopped",
     }
@@ -91,6 +103,10 @@ async def livekit(client: str, http: str, audio: np.ndarray, options: dict[str, 
             from livekit.plugins import deepgram
 
             engine = deepgram.STT(base_url=f"{http}/v1/listen", api_key="unused")
+        elif client == "livekit-flux":
+            from livekit.plugins import deepgram
+
+            engine = deepgram.STTv2(base_url=f"ws{http[4:]}/v2/listen", api_key="unused")
         else:
             from livekit.plugins import openai
 
@@ -129,6 +145,8 @@ async def pipecat(client: str, http: str, audio: np.ndarray, options: dict[str, 
         Frame,
         InputAudioRawFrame,
         InterimTranscriptionFrame,
+        ProposedUserStartedSpeakingFrame,
+        ProposedUserStoppedSpeakingFrame,
         TranscriptionFrame,
         VADUserStartedSpeakingFrame,
         VADUserStoppedSpeakingFrame,
@@ -153,10 +171,19 @@ async def pipecat(client: str, http: str, audio: np.ndarray, options: dict[str, 
                 log("speech_started")
             elif isinstance(frame, VADUserStoppedSpeakingFrame):
                 log("vad_stopped")  # the service finalizes (Deepgram) or commits (OpenAI) here
+            elif isinstance(frame, ProposedUserStartedSpeakingFrame):
+                log("speech_started")  # Flux's StartOfTurn
+            elif isinstance(frame, ProposedUserStoppedSpeakingFrame):
+                log("speech_stopped")  # Flux's EndOfTurn
             await self.push_frame(frame, direction)
 
     service: STTService
-    if client == "pipecat-deepgram":
+    vad: list[FrameProcessor] = [VADProcessor(vad_analyzer=SileroVADAnalyzer())]
+    if client == "pipecat-flux":  # the turns are the server's: no VAD in the pipeline
+        from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
+
+        service, vad = DeepgramFluxSTTService(api_key="unused", url=f"ws{http[4:]}/v2/listen"), []
+    elif client == "pipecat-deepgram":
         from pipecat.services.deepgram.stt import DeepgramSTTService
 
         service = DeepgramSTTService(api_key="unused", base_url=http)
@@ -169,9 +196,8 @@ async def pipecat(client: str, http: str, audio: np.ndarray, options: dict[str, 
             api_key="unused", base_url=f"ws{http[4:]}/v1/realtime", settings=settings
         )
     # Silero in the pipeline, as Pipecat's own examples have it: it decides the turns
-    vad = VADProcessor(vad_analyzer=SileroVADAnalyzer())
     worker = PipelineWorker(
-        Pipeline([vad, service, Collector()]), params=PipelineParams(audio_in_sample_rate=RATE),
+        Pipeline([*vad, service, Collector()]), params=PipelineParams(audio_in_sample_rate=RATE),
         enable_rtvi=False, idle_timeout_secs=None,
     )  # fmt: skip
 
