@@ -108,7 +108,11 @@ class WhisperAdapter:
 
     @property
     def supported_languages(self) -> list[str]:
-        return list(self.model.supported_languages)
+        """The languages the model's tokenizer has a token for: faster-whisper lists all 100 of
+        Whisper's for any multilingual model, but base (99 in its config) has no ``<|yue|>``, and
+        a session asked for it decoded Spanish as "The The The…"."""
+        tokenizer = self.model.hf_tokenizer
+        return [c for c in self.model.supported_languages if tokenizer.token_to_id(f"<|{c}|>") is not None]
 
     def decode(self, items: Sequence[BatchItem]) -> list[Transcript]:
         """Blocking: transcribe every ``(audio, options)`` window (16 kHz mono float32); results
