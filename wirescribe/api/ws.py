@@ -79,6 +79,7 @@ class NativeDialect(Dialect):
         return (KeepAlive(),)
 
     def configured(self, config: SessionConfig) -> Sequence[Message]:
+        self._language.language = config.language  # what utterance_end and final say from now on
         return (protocol.configured_message(config),)
 
     def final(self, final: FinalTranscript) -> Sequence[Message]:
