@@ -240,3 +240,17 @@ def test_configure_switches_among_the_sessions_models_languages(http: TestClient
 
 def ws_configured() -> dict[str, object]:
     return {"type": "configured", "keyterms": [], "prompt": "", "endpointing": 800}
+
+
+def test_a_language_set_by_configure_is_the_one_the_final_reports(http: TestClient, multi: Named) -> None:
+    with http.websocket_connect(f"{WS_LOCAL}/ws/transcribe?model=base&language=auto&format=pcm16") as ws:
+        assert ws.receive_json()["language"] is None
+        ws.send_json({"type": "configure", "language": "fr"})
+        while (message := ws.receive_json())["type"] != "configured":
+            pass
+        assert message["language"] == "fr"
+        ws.send_bytes((np.sin(np.arange(16000) / 5) * 8000).astype("<i2").tobytes())
+        ws.send_json({"type": "eof"})
+        while (message := ws.receive_json())["type"] != "final":
+            pass
+    assert message["language"] == "fr"
