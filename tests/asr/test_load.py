@@ -86,9 +86,10 @@ def test_the_scheduler_lightens_a_closing_window_only_behind_a_backlog() -> None
     assert lightened == 1 and [t.lightened for t in timings].count(True) == 1
 
 
-def test_on_a_cpu_closing_windows_waiting_together_share_a_call() -> None:
-    """batch_size 1 with closing_batch 2: two urgent turns queued behind a busy worker go in one
-    call (both lightened alike: each counts the other as waiting); a refresh is never batched."""
+def test_on_a_cpu_greedy_closing_windows_waiting_together_share_a_call() -> None:
+    """batch_size 1 with closing_batch 2: two urgent turns queued behind a busy worker, with
+    refreshes behind them, are lightened to greedy and go in one call, alike; a refresh is
+    never batched with them."""
     model = FakeModel(delay=0.0)
     batches: list[list[tuple[str | None, float | None]]] = []
 
@@ -125,3 +126,45 @@ def test_on_a_cpu_closing_windows_waiting_together_share_a_call() -> None:
     run(main)
     assert batches == [[("c1", 8.0), ("c2", 8.0)]]  # the refreshes ran alone, after
     assert model.calls[1:] == ["c1", "c2", "r1", "r2"]
+
+
+def test_closing_windows_that_keep_their_beam_are_not_batched() -> None:
+    """Two workers held busy, two closing turns queued: each sees one turn waiting (a short
+    context, beam 5 kept), so each runs alone, not batched."""
+    model = FakeModel(delay=0.0)
+    batches: list[int] = []
+    seen: list[tuple[str | None, int, float | None]] = []
+
+    def batch_fn(items: list[tuple[object, DecodeOptions]]) -> list[object]:
+        batches.append(len(items))
+        return [model(a, o) for a, o in items]  # type: ignore[arg-type]
+
+    def single(audio: object, options: DecodeOptions) -> object:
+        seen.append((options.prompt, options.beam_size, options.context_seconds))
+        return model(audio, options)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        s = Scheduler(single, 2, batch_fn=batch_fn, closing_batch=2, search=LoadedSearch(context=8.0))  # type: ignore[arg-type]
+        await s.start()
+        try:
+            model.release.clear()
+            busy = [asyncio.create_task(s.transcribe(*job(f"busy{i}"))) for i in range(2)]
+            while model.running < 2:
+                await asyncio.sleep(0.005)
+
+            def turn(tag: str) -> asyncio.Task[object]:
+                audio, options = job(tag)[0], DecodeOptions(prompt=tag, beam_size=5)
+                return asyncio.create_task(
+                    s.transcribe_latest(lambda: (audio, options, tag), lambda: PlainPriority(URGENT))
+                )
+
+            tasks = [turn("c1"), turn("c2")]
+            await asyncio.sleep(0.01)
+            model.release.set()
+            await asyncio.gather(*busy, *tasks)
+        finally:
+            await s.stop()
+
+    run(main)
+    assert batches == []
+    assert ("c1", 5, 8.0) in seen  # the first saw the second waiting: a short context, beam 5

@@ -34,14 +34,13 @@ __all__ = [
 ]
 
 CUDA_BATCH_SIZE = 8
-# Closing windows one call takes on a CPU (1: none batched). bench/batch_bench.py, 2 workers of 1
-# thread, closing windows of the prompts with a 12 s context, windows/s one by one -> two per call:
-# beam 5 9.0 -> 10.1 (load ~2.5), 2.5 -> 3.3 (load ~6), 1.96 -> 1.99 and greedy 2.10 -> 2.38 (load
-# ~10, 3 interleaved rounds); four per call fewer (6.6). Two per call nearly double each call's
-# time for 0-35 % more per core, and a batch cuts its windows' prompts to the shortest: not enabled
-# until a quiet machine shows the gain (``--short-context --batches 1,2 --rounds 3``). A stream
-# alone is never batched either way.
-CPU_CLOSING_BATCH = 1
+# Closing windows one call takes on a CPU, once lightened to greedy (the scheduler batches no
+# other). bench/batch_bench.py, 2 workers of 1 thread, the prompts' closing windows with a 12 s
+# context, windows/s one by one -> two per call: greedy 6.57 -> 8.52 (load ~4), 2.10 -> 2.38
+# (load ~10); beam 5 gains little (5.97 -> 6.22 at load ~4, 1.96 -> 1.99 at ~10: its five
+# hypotheses are a batch already) for nearly twice each call's time, so it is not batched; four
+# per call did worse than one. A stream alone is never batched: its latency is a single call's.
+CPU_CLOSING_BATCH = 2
 
 
 def default_batch_size(device: str) -> int:

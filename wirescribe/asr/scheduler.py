@@ -22,8 +22,8 @@ an urgent turn asking for beam search is decoded lighter while others wait with 
 
 With ``batch_size`` > 1 a worker takes the first turn and, in the same order, the next ones
 waiting, up to ``batch_size``, and hands them to ``batch_fn`` in one call (``adapter.py``): on a
-GPU a batch costs little more than one window. On a CPU only urgent turns may be, up to
-``closing_batch`` (``load.py``: off until measured). Each caller still gets its own result or error.
+GPU a batch costs little more than one window. On a CPU only closing windows lightened to greedy
+are, up to ``closing_batch`` (``load.py``). Each caller still gets its own result or error.
 
 The clock (``time.monotonic`` unless given) is the scheduler's own, :attr:`Scheduler.clock`:
 callers stamp ``since`` with it, and tests hand in a simulated one.
@@ -285,9 +285,8 @@ class Scheduler:
         return await future
 
     def _pick(self, urgent_only: bool = False) -> _Job | None:
-        """Take the turn that goes next (see the module's docstring), or None when none waits
-        (or, ``urgent_only``, when it is not urgent). Turns nobody waits for any more are
-        dropped; a deferrable turn is held back while another turn has work."""
+        """The turn that goes next (module docstring), or None: none waits (or, ``urgent_only``, it
+        is not urgent). Turns nobody waits for are dropped; a deferrable one is held back."""
         live = [j for j in self._waiting if not j.future.done() and j.read_priority()]
         if not live:
             self._waiting = []
@@ -312,8 +311,7 @@ class Scheduler:
                 continue
             if not job.prepare():  # no window: its turn is over, and costs no model call
                 continue
-            self._lighten(job)
-            return [job, *self._more_jobs(job)]
+            return [job, *self._more_jobs(job, self._lighten(job))]
         return None
 
     async def _work(self) -> None:
@@ -357,27 +355,29 @@ class Scheduler:
             for listener in self._listeners:
                 listener(timing)
 
-    def _more_jobs(self, first: _Job) -> list[_Job]:
-        """Up to ``batch_size`` - 1 more turns, in order, to run with ``first`` (after an urgent
-        one, up to ``closing_batch`` - 1 more urgent ones when that is more)."""
-        closing = first.urgent and self._closing_batch > self._batch_size
+    def _more_jobs(self, first: _Job, backlog: int) -> list[_Job]:
+        """Up to ``batch_size`` - 1 more turns, in order, to run with ``first``; after a greedy
+        urgent one (lightened), up to ``closing_batch`` - 1 urgent ones, lightened alike."""
+        closing = first.urgent and first.request[1].beam_size == 1 and self._closing_batch > self._batch_size
         size = self._closing_batch if closing else self._batch_size
         more: list[_Job] = []
         while len(more) < size - 1 and (job := self._pick(urgent_only=closing)) is not None:
             if job.prepare():
-                self._lighten(job, len(more) + 1)  # those of its call count as waiting with it
+                self._lighten(job, backlog)
                 more.append(job)
         return more
 
-    def _lighten(self, job: _Job, batched: int = 0) -> None:
-        """A closing window decoded lighter when others wait with work (``load.py``)."""
+    def _lighten(self, job: _Job, backlog: int | None = None) -> int:
+        """Lighten a closing window by the backlog (``load.py``; a batch's mates by its first's)."""
         audio, options = job.request
-        backlog = batched + sum(1 for j in self._waiting if j.has_work and not j.future.done())
+        if backlog is None:
+            backlog = sum(1 for j in self._waiting if j.has_work and not j.future.done())
         lighter = self._search.options(options, urgent=job.urgent, backlog=backlog, workers=self._workers)
         if lighter is not options:
             job.built = (audio, lighter, job.tag)
             job.lightened = True
             self._lightened += 1
+        return backlog
 
     def _run(self, items: list[tuple[np.ndarray, DecodeOptions]]) -> list[Transcript | Exception]:
         """In a worker thread: each window's transcript, or the error that is its caller's."""
