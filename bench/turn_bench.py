@@ -16,15 +16,18 @@ signal of each turn's end, ``eager_end_of_turn`` or ``end_of_turn`` (an eager ev
 while the probability is between the two thresholds: a turn that is plainly over gets only its
 end), with the count of eager events and of ``turn_resumed``). Every session asks for ``words=true``.
 
-Each end event (before ``eof``) is placed at its last word's end (its words; else its ``end``)
-and given to the last turn begun by then. There it is a **false cut** when it falls in the
-turn's inserted hesitation (before its middle), a **split** when it falls elsewhere before the
-turn's last word (the clip's own pauses), else the turn's **end**: its latency is its arrival on
+Each end event decided on the audio (an ``utterance_end`` before ``eof``, an ``end_of_turn`` not
+triggered by it) is placed at its last word's end (its words; else its ``end``) and given to
+the last turn begun by then (``place_ends`` of tests/support/turns.py). There it is a **false
+cut** when it falls in the turn's inserted hesitation (from 0.4 s before it to its middle), a
+**split** when it falls elsewhere before the turn's last word (the clip's own pauses), else the
+turn's **end**: its latency is its arrival on
 the microphone's clock (a slice counts as spoken once its slice has passed) less the turn's
 last word's end. A turn with no end is **missed**; an end that arrived once the next turn's
 speech had begun is **late**. The WER of each mode's end texts (joined, ``eof``'s included)
 against the reference, beside the ``final`` text's. The turn model's cost per call is timed here,
-in this process, on 8 s of the same speech (batch 1 and batch 8).
+in this process, on 8 s of the same speech (batch 1 and batch 8), with the model's verdict alone
+on each clip's end and hesitation point after 0.1/0.2/0.4 s of silence.
 
     python bench/turn_bench.py        # everything: ~70 min at 37 turns (--streams 1: ~35 min)
     python bench/turn_bench.py --streams 1 --formats webm --turns 12
@@ -113,6 +116,12 @@ def _brief(at: float, m: dict[str, Any]) -> dict[str, Any]:
     return out | ({"last_word_end": words[-1]["end"]} if words else {})
 
 
+def _decided(at: float, m: dict[str, Any], eof: float) -> bool:
+    """An end decided on the audio: an ``utterance_end`` that came before ``eof`` (the one after
+    it may be the flush's), an ``end_of_turn`` whose trigger is not ``eof`` (whenever it came)."""
+    return m.get("trigger") != "eof" if m.get("type") == "end_of_turn" else at < eof
+
+
 EAGER = "eager_or_end"  # the first of eager_end_of_turn and end_of_turn, per turn
 TYPES = {EAGER: ("eager_end_of_turn", "end_of_turn")}
 
@@ -132,7 +141,7 @@ def session_figures(result: StreamResult, speech: TurnSpeech, mode: str, slice_s
         sent = [
             (r.at, r.message)
             for r in result.messages
-            if r.message.get("type") in types and r.at < eof and r.message.get("trigger") != "eof"
+            if r.message.get("type") in types and _decided(r.at, r.message, eof)
         ]
         out[kind] = classify(sent, speech.turns, slice_s)
         texts = " ".join(m.get("text", "") for m in result.of_type(kind))
