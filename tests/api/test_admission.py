@@ -227,3 +227,14 @@ def test_long_calls_alone_still_admit_two_sessions_per_worker() -> None:
     a.state(1)
     world.run(10, call=3.0)  # a very slow machine, nobody late yet
     assert a.state(3).admit and a.state(4).limit == 4 and not a.state(4).admit
+
+
+def test_a_bursts_first_second_of_calls_is_not_yet_the_measure() -> None:
+    world = World()
+    a = admission(world, min_span=3.0, prior_call=0.2)
+    a.state(0)
+    world.run(1, call=1.0)  # the first sessions' first windows: short, full context, dear
+    early = a.state(4)
+    assert not early.load.measured and early.limit == 9
+    world.run(3, call=1.0)
+    assert a.state(4).load.measured and a.state(4).limit == 4

@@ -12,9 +12,11 @@ grows with each session is the **wait**: with ``n`` sessions each holding a turn
 workers and model calls of ``t`` seconds, a turn waits about ``t × (n/W - 1)``. So:
 
 * **call time** ``t``: the workers' busy seconds per model call over the last ``window``
-  seconds (the scheduler's counters, sampled at each decision); before any call is measured,
-  ``prior_call``; with no call in the window, the last one measured. It is what the machine
-  does now: a machine shared with other work, or a bigger model, shows in it;
+  seconds (the scheduler's counters, sampled at each decision), once they span ``min_span``
+  (a session's first windows are short and get Whisper's full context: a burst of arrivals'
+  first second is dearer than what follows); before, ``prior_call``; with no call in the
+  window, the last one measured. It is what the machine does now: a machine shared with
+  other work, or a bigger model, shows in it;
 * **the limit**: ``W × (1 + target_wait / t)`` sessions, at most the fixed ceiling
   (``STT_MAX_SESSIONS``, auto: 6 per worker) — the sessions whose turns wait ``target_wait`` —
   and at least two per worker (two sessions take turns at one call's wait: a slow machine's
@@ -86,6 +88,7 @@ class AdmissionLimits:
     max_queue_age: float = 1.0  # seconds a model call waits for a worker: no new session past it
     window: float = 15.0  # seconds of history the signals are measured over
     prior_call: float = 0.2  # seconds per model call before one is measured (tiny.en on a CPU core)
+    min_span: float = 3.0  # seconds of calls before they are measured: a new session's first are dearer
     min_per_worker: int = 2  # the formula's least: a worker serves two sessions in turn, a call's wait
 
 
@@ -197,7 +200,7 @@ class Admission:
         span = now - first.at
         busy = (stats.busy_seconds - first.busy_seconds) / (span * lim.workers) if span > 0 else None
         calls = stats.batches - first.calls
-        if calls > 0:
+        if calls > 0 and span >= lim.min_span:
             self._call = (stats.busy_seconds - first.busy_seconds) / calls
         jobs = stats.jobs_done - first.jobs
         queue_age = (stats.waited_seconds - first.waited_seconds) / jobs if jobs > 0 else 0.0
