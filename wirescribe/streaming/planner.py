@@ -57,7 +57,7 @@ class Step(Enum):
 class Plan:
     step: Step
     reason: CloseReason | None = None  # why the utterance closes (CLOSE, END_QUIET, COMMIT_HELD)
-    end: int = 0  # absolute sample where the model's window ends (REFRESH, CUT, CLOSE)
+    end: int = 0  # absolute sample where the model's window ends (REFRESH, CUT, CLOSE; END_QUIET: the close)
     ends_utterance: bool = False  # COMMIT_HELD: the utterance ends (False: the speech went on)
     # What the turn holds, for the scheduler's order (streaming/urgency.py):
     speech_from: int | None = None  # first sample of the speech not committed yet (None: none)
@@ -135,9 +135,9 @@ def _decide(state: PlanState, options: StreamingOptions) -> Plan:
     if state.uncommitted_speech is None:
         end = state.open_speech_end
         if (end is not None and state.total - end >= pause) or (over and state.utterance_open):
-            return Plan(Step.END_QUIET, CloseReason.PAUSE)
+            return Plan(Step.END_QUIET, CloseReason.PAUSE, end=state.total)
         if state.request is not None and state.utterance_open:
-            return Plan(Step.END_QUIET, state.request)
+            return Plan(Step.END_QUIET, state.request, end=state.total)
         return IDLE
     speech_end = state.uncommitted_speech[1]
     if state.request is not None:

@@ -79,6 +79,7 @@ class StreamingPolicy:
         self._emitted = ("", "")  # the (committed, tentative) text last queued
         self._finalize_closed: int | None = None  # the utterance the pending finalize ended
         self.turn_hint = TurnHint.NONE  # set by the session's turn-taking (turn_taking.py)
+        self.request_until: int | None = None  # a finalize commits the audio up to here only
         self.early_words = 0  # words committed by agreement that a closing pass re-read
         self.early_disagreed = 0  # ... and heard differently (or not at all)
         self.interrupted_closings = 0  # held closing passes the speech resumed over (words kept)
@@ -151,8 +152,10 @@ class StreamingPolicy:
         return plan(self._state(request), self._opts)
 
     def _state(self, request: CloseReason | None) -> PlanState:
-        total, fresh, opened = self.total_samples, self._fresh, self._ledger.open
-        held = self._held
+        total, fresh, opened, held = self.total_samples, self._fresh, self._ledger.open, self._held
+        if request is not None and self.request_until is not None:  # a finalize: what it came after
+            total = min(total, self.request_until)
+            opened = opened if opened is not None and opened.onset * SR < total else None
         return PlanState(
             total=total,
             last_window_end=self._last_window_end,
@@ -181,10 +184,9 @@ class StreamingPolicy:
         return None
 
     def drain(self, request: CloseReason, transcribe: Callable[[Window], Transcript]) -> None:
-        """Commit everything heard now, with the model at hand (tests, benchmarks)."""
+        """Commit everything heard, with the model at hand (tests, benchmarks)."""
         for _ in range(MAX_CLOSING_WINDOWS):
-            window = self.next_window(request)
-            if window is None:
+            if (window := self.next_window(request)) is None:
                 break
             self.apply(window, transcribe(window))
         if request is CloseReason.FINALIZE:
@@ -223,7 +225,7 @@ class StreamingPolicy:
         elif step.step is Step.END_QUIET:
             self._tentative = []
             self._agreement.clear()
-            self._close(step.reason, self.total_samples)
+            self._close(step.reason, step.end)
 
     def _tidy(self, step: Plan) -> None:
         """Nothing to do and no speech uncommitted: no tentative text, no long silence kept."""
@@ -251,11 +253,9 @@ class StreamingPolicy:
         return Window(self._audio.view(start, step.end), start, prompt, kind, step.reason, retry is not None)
 
     def _closing_start(self, end: int, retry: bool) -> int:
-        """The closing pass hears its utterance alone, as an offline pass over it would: the
-        committed text before it is the prompt, the audio kept before it as context for the
-        live updates is not heard. A second pass (``retry``) hears only what follows the last
-        committed word (what the first one heard is committed): a word heard again before a
-        pause could make it stop there once more."""
+        """The closing pass hears its utterance alone (the committed text before it is the
+        prompt), as an offline pass would. A second pass (``retry``) hears only what follows the
+        last committed word: a word heard again before a pause could make it stop there again."""
         opened = self._ledger.open
         start = self._audio.start
         if opened is not None:

@@ -104,6 +104,7 @@ class LiveSession:
         self._config = config
         self._policy.pause = config.pause
         self._finalize = False  # a finalize waits for the update loop's next turn
+        self._finalize_at = 0  # ... and commits the audio decoded when it came, no more
         self._context_seconds = context_seconds
         self._id = session_id
         self._max_samples = int(max_seconds * SR)
@@ -168,7 +169,7 @@ class LiveSession:
 
     def finalize(self) -> None:
         """Commit everything heard so far, as a pause would; the session goes on."""
-        self._finalize = True
+        self._finalize, self._finalize_at = True, self._decoded_samples
         self._wake.set()
 
     @property
@@ -205,7 +206,7 @@ class LiveSession:
         try:
             await self._update_loop(decoding)
             await decoding  # raises the decoder's error, if it had one
-            await self._flush()
+            await self._turn(CloseReason.EOF)
             if self._turns is not None:
                 self._turns.taker.end_of_input()
                 await self._send_events()
@@ -324,25 +325,24 @@ class LiveSession:
                 return
             if self._finalize:
                 self._finalize = False
+                self._policy.request_until = self._finalize_at  # later speech is the next utterance's
                 await self._catch_up(decoding)
                 await self._turn(CloseReason.FINALIZE)
+                self._policy.request_until = None
                 self._policy.finalized()  # after the utterance it ended, if any
                 await self._send_events()
                 continue
             await self._turn(None)  # a turn: nothing to do costs nothing
 
     async def _catch_up(self, decoding: asyncio.Task[None], limit: float = 1.0) -> None:
-        """Wait (up to ``limit`` s) until the audio decoded so far is scored and in the policy, so
-        ``finalize`` commits all of it (audio still inside ffmpeg is not "heard" yet)."""
+        """Wait (up to ``limit`` s) until the audio decoded when ``finalize`` came is scored and in
+        the policy, so it commits all of it (audio still inside ffmpeg is not "heard" yet)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
-        while self._policy.total_samples < self._decoded_samples and not decoding.done():
+        while self._policy.total_samples < self._finalize_at and not decoding.done():
             if loop.time() >= deadline:
                 return
             await asyncio.sleep(0.01)
-
-    async def _flush(self) -> None:
-        await self._turn(CloseReason.EOF)
 
     def _build(self, request: CloseReason | None) -> tuple[np.ndarray, DecodeOptions, Window] | None:
         """The window, cut when the model is free for it (not when the turn was queued), with
