@@ -135,3 +135,14 @@ def test_interrupted_closing_passes_are_counted() -> None:
     metrics.count_interrupted_closings(3)
     metrics.count_interrupted_closings(0)
     assert parse_metrics(metrics.exposition().decode())["stt_closing_passes_interrupted_total"] == 3
+
+
+def test_a_sessions_policy_counts_at_its_end() -> None:
+    class Counts:
+        early_words, early_disagreed, interrupted_closings = 5, 1, 2
+
+    metrics = Metrics(lambda: None)
+    metrics.count_session(Counts())
+    scraped = parse_metrics(metrics.exposition().decode())
+    assert scraped["stt_closing_passes_interrupted_total"] == 2
+    assert scraped['stt_early_commit_words_total{closing_pass="disagreed"}'] == 1

@@ -21,7 +21,7 @@ and two apps registering the same metric names in one registry would collide.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +41,16 @@ if TYPE_CHECKING:
     from wirescribe.api.state import AppState
 
 StateSource = Callable[[], "AppState | None"]
+
+
+class PolicyCounts(Protocol):
+    """What a live session's streaming policy counted, read once at its end."""
+
+    early_words: int  # words committed by agreement that a closing pass re-read
+    early_disagreed: int  # ... and heard differently
+    interrupted_closings: int  # closing passes the resumed speech interrupted
+
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Seconds: a live update on a CPU takes ~0.1-1 s, a 30 s file chunk a few seconds.
@@ -150,6 +160,11 @@ class Metrics:
         """A session's words committed early, and how many its closing passes heard otherwise."""
         self.early_commit_words.labels("agreed").inc(words - disagreed)
         self.early_commit_words.labels("disagreed").inc(disagreed)
+
+    def count_session(self, policy: PolicyCounts) -> None:
+        """A live session's policy counts, at its end (the edge's one call)."""
+        self.count_early_commits(policy.early_words, policy.early_disagreed)
+        self.count_interrupted_closings(policy.interrupted_closings)
 
     def count_interrupted_closings(self, passes: int) -> None:
         """A session's closing passes that the resumed speech interrupted (counted at its end)."""
