@@ -72,11 +72,16 @@ class Script:
         return turn_events(self.out)
 
 
-def test_end_probability_weighs_the_transcript_and_grows_with_silence_to_the_timeout() -> None:
-    assert end_probability(0.6, True, TURN_PROBE, 5.0) > 0.6 > end_probability(0.6, False, TURN_PROBE, 5.0)
-    assert end_probability(None, True, TURN_PROBE, 5.0) > 0.5 > end_probability(None, False, TURN_PROBE, 5.0)
-    growing = [end_probability(0.2, False, s, 5.0) for s in (0.1, 1.0, 2.5, 4.0, 5.0)]
-    assert growing == sorted(growing) and growing[-1] == pytest.approx(1.0)
+def test_end_probability_weighs_how_the_text_ends_and_grows_with_the_silence() -> None:
+    at = TURN_PROBE
+    assert end_probability(0.6, "Could you?", at) > end_probability(0.6, "I see an extra.", at) == 0.6
+    assert end_probability(0.6, "I see an extra", at) == pytest.approx(0.3)
+    assert end_probability(0.6, "Wait...", at) == pytest.approx(0.3)
+    assert end_probability(0.95, "Can I have your.", at) < 0.2  # Whisper's stop after a dangling word
+    assert end_probability(0.95, "Is there anything I can help you with?", at) > 0.95  # asked, not dangling
+    assert end_probability(None, "Fine.", at) == 0.5
+    growing = [end_probability(0.2, "so", s) for s in (0.1, 0.5, 1.0, 2.0, 2.5, 4.0)]
+    assert growing == sorted(growing) and growing[1] == growing[0] and 0.9 < growing[-1] < 1.0
 
 
 def test_a_complete_sentence_ends_the_turn_once_its_utterance_ends() -> None:
@@ -117,10 +122,10 @@ def test_eager_then_resumed_then_end() -> None:
     s = Script(eot_threshold=0.9, eager_eot_threshold=0.5)
     s.speech(0.0)
     s.say("Yes.", 0.1)
-    s.pause(speech_end=0.6, now=0.8, model=0.3)  # with the full stop: over the eager threshold only
+    s.pause(speech_end=0.6, now=0.8, model=0.6)  # over the eager threshold only
     eager = s.turns[-1]
     assert isinstance(eager, EagerEndOfTurn) and eager.text == "Yes."
-    assert eager.confidence == pytest.approx(end_probability(0.3, True, 0.2, 5.0))
+    assert eager.confidence == pytest.approx(end_probability(0.6, "Yes.", 0.2))
     assert 0.5 <= eager.confidence < 0.9
     assert s.taker.hint is TurnHint.EAGER  # its closing pass starts now
     s.pause(speech_end=1.3, now=1.35)  # speech again
@@ -152,8 +157,15 @@ def test_silence_ends_the_turn_at_the_timeout_whatever_the_model_said() -> None:
 def test_without_a_model_the_transcript_and_the_silence_decide() -> None:
     s = Script(eot_threshold=0.7)
     s.speech(0.0)
-    s.say("Thank you.", 0.1)
-    s.pause(speech_end=0.5, now=0.7, model=None)  # 0.7 with the full stop
+    s.say("Thank you!", 0.1)
+    s.pause(speech_end=0.5, now=0.7, model=None)  # 0.8 with the exclamation mark
+    assert s.taker.hint is TurnHint.OVER
+    s.end_utterance(1.0)
+    s.speech(1.2)
+    s.say("Right.", 1.2)
+    s.pause(speech_end=1.5, now=1.7, model=None)  # an even guess: the silence decides
+    assert s.taker.hint is not TurnHint.OVER
+    s.pause(speech_end=1.5, now=3.2, model=None)
     assert s.taker.hint is TurnHint.OVER
 
 
@@ -193,8 +205,8 @@ def test_a_cough_starts_no_turn_and_tentative_words_do() -> None:
 def test_the_closing_pass_finishing_the_sentence_ends_the_turn_without_waiting_for_audio() -> None:
     s = Script()
     s.speech(0.0)
-    s.say("so I did", 0.1, committed=False)  # the live hypothesis has no full stop yet
+    s.say("did you", 0.1, committed=False)  # the live hypothesis has no mark yet
     s.pause(speech_end=0.9, now=1.05, model=0.6)
     assert s.taker.hint is TurnHint.NONE  # 0.3: not even eager
-    s.say("So I did.", 0.1, committed=False)  # the closing pass heard the sentence end
+    s.say("Did you?", 0.1, committed=False)  # the closing pass heard a question
     assert s.taker.hint is TurnHint.OVER

@@ -41,13 +41,15 @@ def live_decode_options(
         hotwords=hotwords,
         beam_size=CLOSING_BEAM if closing else 1,
         temperature=CLOSING_TEMPERATURES if closing else (0.0,),
-        # Short windows (a session's first seconds, speech after a long pause) get the full
-        # context: a short one tends to lose their first word. Later windows hold a few seconds
-        # of committed audio, and the short context is as accurate there and ~3x cheaper.
-        # Beam search makes the closing pass as accurate as an offline pass over the
-        # utterance; the full 30 s context adds nothing to that (bench/closing_pass.py:
-        # the same WER on the project's speech) at 3.5 times the cost, so it keeps the short one.
-        context_seconds=None if window.seconds < SHORT_WINDOW else context_seconds,
+        # Short live windows (a session's first seconds, speech after a long pause) get the full
+        # context: a greedy pass over a short one tends to lose its first word. Later windows
+        # hold a few seconds of committed audio, and the short context is as accurate there and
+        # ~3x cheaper. The closing pass keeps the short context whatever its length: beam search
+        # makes it as accurate as an offline pass over the utterance, and the full 30 s adds
+        # nothing to that (bench/closing_pass.py; bench/batch_bench.py: the same words on 1.5-4 s
+        # closing windows) at 2.6 times the cost (0.50 against 0.19 s a call), which every
+        # end_of_turn and utterance_end of a short utterance waited for.
+        context_seconds=None if window.seconds < SHORT_WINDOW and not closing else context_seconds,
         max_new_tokens=int(16 + 8 * window.seconds),
         # One decoding pass per window: with timestamp tokens faster-whisper re-decodes the
         # short tail after the last timestamp, and with word timestamps the tail after the last

@@ -45,23 +45,47 @@ from wirescribe.streaming.planner import TURN_PROBE, TurnHint
 
 UPDATE_EVERY = 0.25  # seconds of audio between two TurnUpdates of one turn
 SPECULATE = 0.4  # the closing pass starts early from this probability (or the eager threshold)
-SENTENCE_ENDS = (".", "?", "!")
-# How much the transcript moves the model's probability: a finished sentence takes away this
-# share of the doubt, an unfinished one this share of the belief (bench/turn_bench.py).
-SENTENCE_WEIGHT = 0.6
-NO_SENTENCE_WEIGHT = 0.5
+# The model is asked again as the silence grows: its score rises with trailing silence ("Okay,
+# I'll hold." 0.03 / 0.08 / 0.48 at 0.1 / 0.2 / 0.4 s), so one early score would lock in a low one.
+PROBES = (TURN_PROBE, 0.3, 0.6)
 NO_MODEL = 0.5  # the model's probability when there is none (the transcript and silence decide)
+# What the transcript's end says. Whisper ends its text with a full stop wherever the audio
+# stops, mid-sentence pauses included ("I see an extra.", "Can I have your."): a full stop says
+# nothing. A question or exclamation mark is likelier meant; a text that stops on an article,
+# a preposition or a conjunction is almost surely not finished, punctuated or not.
+QUESTION_WEIGHT = 0.6  # ? or !: this share of the doubt is taken away
+OPEN_FACTOR = 0.5  # no sentence mark (or "...", ","): the belief is halved
+DANGLING_FACTOR = 0.15  # it stops on a word that cannot end a sentence
+DANGLING = frozenset(  # words that end no sentence ("hold on", "I think so", "I can" do)
+    "a an the my your his her our their its to of for with about at by from into onto and but or"
+    " nor because if than as i we he she they i'm it's that's there's we're they're you're um uh".split()
+)
+# Silence says more the longer it lasts: hesitations are mostly under a second, turn gaps longer.
+SILENCE_FROM, SILENCE_SPAN, SILENCE_MOST = 0.5, 2.0, 0.9
 
 
-def end_probability(model: float | None, sentence_end: bool, silence: float, timeout: float) -> float:
-    """The probability that the turn is over, after ``silence`` seconds of it: the model's (or
-    an even guess), moved by the transcript, then growing with the silence to 1 at ``timeout``
-    (slowly at first: with the default 5 s, a turn the model judged unfinished (0.3) that has no
-    full stop ends on its own after some 3.8 s of silence)."""
+def text_factor(text: str) -> tuple[float, float]:
+    """How the end of ``text`` moves the probability: (the share of the doubt taken, a factor)."""
+    stripped = text.rstrip()
+    if stripped.endswith(("?", "!")):
+        return QUESTION_WEIGHT, 1.0
+    words = stripped.rstrip(".,;:\u2026-").split()
+    if words and words[-1].lower().strip("\"'") in DANGLING:
+        return 0.0, DANGLING_FACTOR
+    if stripped.endswith(".") and not stripped.endswith(".."):
+        return 0.0, 1.0
+    return 0.0, OPEN_FACTOR
+
+
+def end_probability(model: float | None, text: str, silence: float) -> float:
+    """The probability that the turn is over, ``silence`` seconds into its pause: the model's (or
+    an even guess), moved by how ``text`` ends, then by the silence (from 0.5 s on, up to 0.9 at
+    2.5 s). ``eot_timeout_ms`` ends a turn whatever this says."""
     p = NO_MODEL if model is None else min(1.0, max(0.0, model))
-    p = p + (1 - p) * SENTENCE_WEIGHT if sentence_end else p * (1 - NO_SENTENCE_WEIGHT)
-    waited = min(1.0, max(0.0, (silence - TURN_PROBE) / max(timeout - TURN_PROBE, 1e-6)))
-    return p + (1 - p) * waited**2  # slow at first: a hesitation is seconds long
+    taken, factor = text_factor(text)
+    p = (p + (1 - p) * taken) * factor
+    quiet = SILENCE_MOST * min(1.0, max(0.0, (silence - SILENCE_FROM) / SILENCE_SPAN))
+    return 1 - (1 - p) * (1 - quiet)
 
 
 @dataclass
@@ -91,6 +115,7 @@ class TurnTaker:
         self._utterance_open = False
         self._speech_end: int | None = None  # samples: the last speech end seen
         self._scored_end: int | None = None  # the speech end the model's probability is for
+        self._probes = 0  # scores taken of the current pause (PROBES)
         self._silence = 0.0  # seconds since the last speech end, at the last tick
         self._model: float | None = None
         self._out: list[Event] = []
@@ -198,23 +223,23 @@ class TurnTaker:
             self._decide(TurnTrigger.MODEL, self._probability(self._silence))
 
     def needs_score(self, total: int, rate: int) -> bool:
-        """A pause of the open turn that the model has not scored yet."""
-        end = self._speech_end
+        """A pause of the open turn that has reached its next probe (:data:`PROBES`)."""
+        end, probes = self._speech_end, self._probes if self._scored_end == self._speech_end else 0
         return (
             self._turn is not None and self._turn.over is None and end is not None
-            and end != self._scored_end and total - end >= TURN_PROBE * rate
+            and probes < len(PROBES) and total - end >= PROBES[probes] * rate
         )  # fmt: skip
 
     def scored(self, probability: float | None, speech_end: int, total: int, rate: int) -> None:
         """The model's probability for the pause after ``speech_end`` (None: no model)."""
         if speech_end != self._speech_end or self._turn is None:
             return  # the speech went on meanwhile
+        self._probes = self._probes + 1 if self._scored_end == speech_end else 1
         self._model, self._scored_end = probability, speech_end
         self.tick(total, speech_end, rate)
 
     def _probability(self, silence: float) -> float:
-        sentence_end = self._text(self._turn.base if self._turn else 0).endswith(SENTENCE_ENDS)
-        return end_probability(self._model, sentence_end, silence, self._config.eot_timeout_ms / 1000)
+        return end_probability(self._model, self._text(self._turn.base if self._turn else 0), silence)
 
     def _decide(self, trigger: TurnTrigger, p: float) -> None:
         turn = self._turn
