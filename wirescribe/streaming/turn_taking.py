@@ -61,7 +61,7 @@ DANGLING = frozenset(  # words that end no sentence ("hold on", "I think so", "I
     " nor because if than as i we he she they i'm it's that's there's we're they're you're um uh".split()
 )
 # Silence says more the longer it lasts: hesitations are mostly under a second, turn gaps longer.
-SILENCE_FROM, SILENCE_SPAN, SILENCE_MOST = 0.5, 2.0, 0.9
+SILENCE_FROM, SILENCE_SPAN, SILENCE_MOST = 0.5, 1.5, 0.9
 
 
 def text_factor(text: str) -> tuple[float, float]:
@@ -80,7 +80,7 @@ def text_factor(text: str) -> tuple[float, float]:
 def end_probability(model: float | None, text: str, silence: float) -> float:
     """The probability that the turn is over, ``silence`` seconds into its pause: the model's (or
     an even guess), moved by how ``text`` ends, then by the silence (from 0.5 s on, up to 0.9 at
-    2.5 s). ``eot_timeout_ms`` ends a turn whatever this says."""
+    2 s). ``eot_timeout_ms`` ends a turn whatever this says."""
     p = NO_MODEL if model is None else min(1.0, max(0.0, model))
     taken, factor = text_factor(text)
     p = (p + (1 - p) * taken) * factor
