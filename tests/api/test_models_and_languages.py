@@ -73,6 +73,7 @@ def test_the_choice_of_model_language_and_task(english: Named, multi: Named) -> 
     # OpenAI's names stand for the default, or for a multilingual model when more is asked.
     assert language_choice.choose_openai(models, "whisper-1", None).name == "tiny.en"
     assert language_choice.choose_openai(models, "whisper-1", "es").name == "base"
+    assert language_choice.choose_openai(models, "gpt-realtime-whisper", None).name == "tiny.en"
     assert language_choice.choose_openai(models, "gpt-4o-transcribe", None, "translate").name == "base"
     with pytest.raises(language_choice.UnknownModelName):
         language_choice.choose_openai(models, "whisper-2", None)

@@ -28,9 +28,12 @@ from wirescribe.wer import word_error_rate
 pytestmark = pytest.mark.e2e
 
 # Live error rate at most this much above the offline pass's: live words are committed from
-# greedy passes over a short context before the closing pass, and base is weak in Swedish: on a
-# loaded 2-core machine one of the three Swedish utterances came out 0.15 worse live (0.54/0.39).
-LIVE_MARGIN = 0.2
+# greedy passes over a short context before the closing pass, and base is weak in Swedish. The
+# gaps seen: Swedish +0.15, +0.17; Spanish +0.02, +0.07 and once +0.20 (0.34 against 0.14, in a
+# full-suite run: "La sorpresa y la sorpresa, el asombro", a phrase heard twice by greedy passes
+# that agreed); Japanese 0. A broken live path (wrong language, lost or doubled utterances) is
+# far past this; the gap itself is a known weakness of live base (README, Languages).
+LIVE_MARGIN = 0.25
 TRANSLATION_DISTANCE = 0.5  # WER of the live translation against the offline one, at most
 
 

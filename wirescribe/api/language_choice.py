@@ -106,7 +106,10 @@ class LanguageReport:
 
 # The model names OpenAI's clients send: they stand for this server's default model, or for a
 # multilingual one when the default cannot do what is asked (another language, a translation).
-OPENAI_ALIASES = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+OPENAI_ALIASES = (  # and those frameworks send by default (Pipecat: gpt-realtime-whisper)
+    "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-realtime-whisper", "gpt-transcribe",
+    "gpt-live-transcribe",
+)
 
 
 def choose_openai(backend: ModelBackend, model: object, language: object, task: str = "transcribe") -> Choice:
