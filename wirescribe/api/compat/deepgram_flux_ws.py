@@ -15,21 +15,15 @@ from fastapi import WebSocket
 from fastapi.responses import JSONResponse
 
 from wirescribe.api import edge
-from wirescribe.api.compat.actions import Parsed
 from wirescribe.api.compat.deepgram_flux import FluxLive, FluxOptions, parse_options
 from wirescribe.api.compat.deepgram_live import DeepgramRefused, refusal
-from wirescribe.api.compat.dialects import DeepgramDialect
+from wirescribe.api.compat.dialects import DeepgramDialect, edge_actions
 from wirescribe.api.deps import State
-from wirescribe.api.edge import Dialect, Message, Reply, SessionSetup
+from wirescribe.api.edge import Dialect, Message, SessionSetup
 from wirescribe.api.protocol import ProtocolError
 from wirescribe.api.security import Grant
 from wirescribe.api.state import AppState
 from wirescribe.streaming.events import Event, SessionConfig
-
-
-def _edge_actions(parsed: Parsed) -> list[edge.Action]:
-    """The translator's actions, then its replies (sent once the actions are carried out)."""
-    return [*parsed.actions, Reply(tuple(parsed.replies))] if parsed.replies else list(parsed.actions)
 
 
 class FluxDialect(Dialect):
@@ -61,10 +55,10 @@ class FluxDialect(Dialect):
         return self.flux.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
-        return _edge_actions(self.flux.client_binary(data))
+        return edge_actions(self.flux.client_binary(data))
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[edge.Action]:
-        return _edge_actions(self.flux.client_text(text))
+        return edge_actions(self.flux.client_text(text))
 
 
 def flux_for(websocket: WebSocket, state: AppState) -> FluxLive:

@@ -37,7 +37,7 @@ from wirescribe.streaming.events import Event, SessionConfig
 from wirescribe.streaming.policy import FinalTranscript
 
 
-def _edge_actions(parsed: Parsed) -> list[edge.Action]:
+def edge_actions(parsed: Parsed) -> list[edge.Action]:
     """The translator's actions, then its replies (sent once the actions are carried out)."""
     return [*parsed.actions, Reply(tuple(parsed.replies))] if parsed.replies else list(parsed.actions)
 
@@ -136,14 +136,14 @@ class OpenAIRealtimeDialect(Dialect):
         return self.rt.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
-        return _edge_actions(self.rt.client_binary(data))
+        return edge_actions(self.rt.client_binary(data))
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[edge.Action]:
         parsed = self.rt.client_text(text)
         if self.rt.settings.audio_format != self._audio.name:  # only before any audio
             self._audio = _OpenAIAudio(self.rt.settings.audio_format)
         actions: list[edge.Action] = []
-        for action in _edge_actions(parsed):
+        for action in edge_actions(parsed):
             data = b""  # a short append may be held back whole, for the resampler's next block
             if isinstance(action, Audio):
                 data = self._audio(action.data)
@@ -194,10 +194,10 @@ class DeepgramDialect(Dialect):
         return self.dg.event(event)
 
     def binary(self, data: bytes) -> Sequence[edge.Action]:
-        return _edge_actions(self.dg.client_binary(data))
+        return edge_actions(self.dg.client_binary(data))
 
     def control(self, text: str, config: SessionConfig, languages: Sequence[str]) -> Sequence[edge.Action]:
-        return _edge_actions(self.dg.client_text(text))
+        return edge_actions(self.dg.client_text(text))
 
     def final(self, final: FinalTranscript) -> Sequence[Message]:
         return self.dg.final(final.audio_seconds)
