@@ -235,6 +235,6 @@ def test_a_bursts_first_second_of_calls_is_not_yet_the_measure() -> None:
     a.state(0)
     world.run(1, call=1.0)  # the first sessions' first windows: short, full context, dear
     early = a.state(4)
-    assert not early.load.measured and early.limit == 9
+    assert not early.load.measured and early.limit == 10  # 2 × (1 + 0.85 / 0.2), the prior call
     world.run(3, call=1.0)
     assert a.state(4).load.measured and a.state(4).limit == 4

@@ -83,7 +83,9 @@ class AdmissionLimits:
     ceiling: int  # the fixed limit (STT_MAX_SESSIONS, resolved): never more sessions than this
     workers: int  # model calls at once
     mode: str = MEASURED  # or FIXED: the ceiling alone
-    target_wait: float = 0.75  # seconds a turn may wait for a worker: what the limit is sized for
+    # seconds a turn may wait for a worker: what the limit is sized for (0.85: 10 sessions on 2 cores
+    # at tiny.en's 0.2 s calls; bench/short_turn_bench.py: 8 kept a 1.73 s worst p90 on a quiet machine)
+    target_wait: float = 0.85
     max_commit_lag: float = 3.0  # seconds, p90 of committed-word latency: no new session past it
     max_queue_age: float = 1.0  # seconds a model call waits for a worker: no new session past it
     window: float = 15.0  # seconds of history the signals are measured over
