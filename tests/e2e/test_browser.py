@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from tests.support import (
     start_server,
     stop_server,
 )
+from tests.support.browser import CAPTURE_RATE, CHROMIUM, LEAD_IN, QUIET_FLAGS, ensure_chromium
 from wirescribe.audio.decode import SAMPLE_RATE
 from wirescribe.wer import word_error_rate
 
@@ -41,50 +41,18 @@ pytestmark = [
     pytest.mark.timeout(900),  # the first test may install Chromium (apt, bounded below); each takes < 40 s
 ]
 
-CHROMIUM = Path("/usr/bin/chromium")
 DEMO = ROOT / "examples" / "browser"
 ARTIFACTS = ROOT / "artifacts"
-CAPTURE_RATE = 48000  # the rate Chromium captures and MediaRecorder's Opus encodes at
-LEAD_IN = 0.5  # seconds of silence before the speech, so the first word is not clipped
 # Measured 0.028-0.042 (Chromium 156, tiny.en); the bar of the WebM/PCM streams in test_e2e_stream.py.
 # A run that fails it has found the server inventing words (seen: a phrase repeated in a 1 s pause).
 MAX_WER = 0.15
-
-# Chromium's own background traffic (updates, sync, QUIC probes) has no place in a test.
-QUIET_FLAGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-default-apps",
-    "--disable-extensions",
-]
-
-
-def _install_chromium() -> str | None:
-    """Install Debian's chromium package; None when done, else why it cannot be."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return f"{CHROMIUM} is missing and installing it needs root (apt-get install chromium)"
-    if shutil.which("apt-get") is None:
-        return f"{CHROMIUM} is missing and there is no apt-get to install it"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd, limit in ((["apt-get", "update"], 180), (["apt-get", "install", "-y", "chromium"], 420)):
-        try:
-            subprocess.run(cmd, env=env, capture_output=True, timeout=limit, check=True)
-        except subprocess.TimeoutExpired:
-            return f"{' '.join(cmd)} took over {limit} s"
-        except subprocess.CalledProcessError as e:
-            tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
-            return f"{' '.join(cmd)} failed ({e.returncode}): {' '.join(tail)}"
-    return None if CHROMIUM.exists() else f"apt installed chromium but {CHROMIUM} is not there"
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium, installed on first use where we may."""
     if not CHROMIUM.exists():
-        reason = _install_chromium()
+        reason = ensure_chromium()
         if reason is not None:
             print(f"\nskipping the browser test: {reason}")
             pytest.skip(reason)
