@@ -138,7 +138,7 @@ def test_eager_then_resumed_then_end() -> None:
     s.end_utterance(2.3)
     kinds = [type(e).__name__ for e in s.turns if not isinstance(e, TurnUpdate)]
     assert kinds == ["TurnStarted", "EagerEndOfTurn", "TurnResumed", "TurnEnded"]
-    assert s.turns[-1].text == "Yes. I mean no."  # type: ignore[attr-defined]
+    assert s.turns[-1].text == "Yes. I mean no."
 
 
 def test_silence_ends_the_turn_at_the_timeout_whatever_the_model_said() -> None:
