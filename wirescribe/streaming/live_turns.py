@@ -41,7 +41,6 @@ class LiveTurns:
         self._scorer = scorer
         self._blocks: deque[np.ndarray] = deque()
         self._kept = 0  # samples in _blocks
-        self.model_calls = 0
 
     @classmethod
     def reconfigured(
@@ -66,10 +65,21 @@ class LiveTurns:
         changed the policy's hint, the policy has settled on it and True says so (a closing pass
         may be due: the session wakes its loop)."""
         self.push(block)
-        changed = await self.after_audio(policy)
-        if changed:
-            policy.settle()
-        return changed
+        total, taker, before = policy.total_samples, self.taker, policy.turn_hint
+        taker.tick(total, policy.last_speech_end(), SR)
+        if taker.needs_score(total, SR):
+            end = taker.speech_end
+            assert end is not None
+            policy.turn_hint = TurnHint.JUDGING
+            probability = await self._score(total)
+            taker.scored(probability, end, policy.total_samples, SR)
+            log.debug("turn pause at %.2f s scored %s at %.2f s: hint %s", end / SR, probability,
+                      policy.total_samples / SR, taker.hint.value)  # fmt: skip
+        policy.turn_hint = taker.hint
+        if policy.turn_hint is before:
+            return False
+        policy.settle()
+        return True
 
     def push(self, block: np.ndarray) -> None:
         """Decoded audio, in order: the last :data:`MODEL_SECONDS` are kept."""
@@ -87,22 +97,6 @@ class LiveTurns:
         policy.turn_hint = self.taker.hint
         return self.taker.take()
 
-    async def after_audio(self, policy: StreamingPolicy) -> bool:
-        """Audio came: a pause long enough is scored (once), the machine judges the silence.
-        True when the policy's hint changed (the session then settles and wakes its loop)."""
-        total, taker, hint = policy.total_samples, self.taker, policy.turn_hint
-        taker.tick(total, policy.last_speech_end(), SR)
-        if taker.needs_score(total, SR):
-            end = taker.speech_end
-            assert end is not None
-            policy.turn_hint = TurnHint.JUDGING
-            probability = await self._score(total)
-            taker.scored(probability, end, policy.total_samples, SR)
-            log.debug("turn pause at %.2f s scored %s at %.2f s: hint %s", end / SR, probability,
-                      policy.total_samples / SR, taker.hint.value)  # fmt: skip
-        before, policy.turn_hint = hint, taker.hint
-        return policy.turn_hint is not before
-
     async def _score(self, total: int) -> float | None:
         if self._scorer is None:
             return None
@@ -110,7 +104,6 @@ class LiveTurns:
         if (began := self.taker.turn_start) is not None:
             start = max(start, int((began - LEAD_IN) * SR))
         audio = self._recent(total, start)
-        self.model_calls += 1
         try:
             return await self._scorer.score(audio)
         except Exception:  # the turn model failed: the transcript and the silence decide

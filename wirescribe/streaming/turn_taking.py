@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from wirescribe.asr.types import Word
 from wirescribe.streaming.events import (
+    CloseReason,
     EagerEndOfTurn,
     Event,
     Finalized,
@@ -43,6 +44,8 @@ from wirescribe.streaming.events import (
 )
 from wirescribe.streaming.planner import TURN_PROBE, TurnHint
 
+# Utterance ends that end the open turn too, whatever the model says
+ENDS_TURN = {CloseReason.FINALIZE: TurnTrigger.FINALIZE, CloseReason.EOF: TurnTrigger.EOF}
 UPDATE_EVERY = 0.25  # seconds of audio between two TurnUpdates of one turn
 SPECULATE = 0.4  # the closing pass starts early from this probability (or the eager threshold)
 # The model is asked again as the silence grows: its score rises with trailing silence ("Okay,
@@ -131,11 +134,16 @@ class TurnTaker:
             return TurnHint.NONE
         if turn.over is not None:
             return TurnHint.OVER
-        if self._scored_end is not None and self._scored_end == self._speech_end:
+        if self._judged:
             eager = self._config.eager_eot_threshold
             if self._probability(0.0) >= min(SPECULATE, eager if eager is not None else 1.0):
                 return TurnHint.EAGER
         return TurnHint.NONE
+
+    @property
+    def _judged(self) -> bool:
+        """The model has scored the current pause (the last speech end seen)."""
+        return self._scored_end is not None and self._scored_end == self._speech_end
 
     @property
     def speech_end(self) -> int | None:
@@ -167,8 +175,8 @@ class TurnTaker:
             turn = self._turn
             if turn is not None and turn.over is not None:
                 self._end(*turn.over)
-            elif turn is not None and event.reason.value in ("finalize", "eof"):
-                self._end(TurnTrigger(event.reason.value), 1.0)
+            elif turn is not None and event.reason in ENDS_TURN:
+                self._end(ENDS_TURN[event.reason], 1.0)
         elif isinstance(event, Finalized) and self._turn is not None and not self._utterance_open:
             self._end(TurnTrigger.FINALIZE, 1.0)
 
@@ -219,12 +227,12 @@ class TurnTaker:
             return
         if self._silence >= self._config.eot_timeout_ms / 1000:
             self._decide(TurnTrigger.TIMEOUT, 1.0)
-        elif self._scored_end is not None and self._scored_end == self._speech_end:
+        elif self._judged:
             self._decide(TurnTrigger.MODEL, self._probability(self._silence))
 
     def needs_score(self, total: int, rate: int) -> bool:
         """A pause of the open turn that has reached its next probe (:data:`PROBES`)."""
-        end, probes = self._speech_end, self._probes if self._scored_end == self._speech_end else 0
+        end, probes = self._speech_end, self._probes if self._judged else 0
         return (
             self._turn is not None and self._turn.over is None and end is not None
             and probes < len(PROBES) and total - end >= PROBES[probes] * rate
