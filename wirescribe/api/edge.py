@@ -206,8 +206,7 @@ async def serve(websocket: WebSocket, state: AppState, dialect: Dialect) -> None
                                state.transcriber.supported_languages, voice, decoder)  # fmt: skip
             await conn.send_all(dialect.greeting(session_id, state, setup))
             await _serve(conn)
-            state.metrics.count_early_commits(policy.early_words, policy.early_disagreed)
-            state.metrics.count_interrupted_closings(policy.interrupted_closings)
+            state.metrics.count_session(policy)
     except WebSocketDisconnect:
         log.info("client went away")
     except SessionError as e:  # the session's (a decoder's), or the protocol's (a ProtocolError)
