@@ -33,7 +33,8 @@ def _log_config(folder: Path) -> tuple[Path, Path]:
         "formatters": {"plain": {"format": "%(created).4f %(name)s %(levelname)s %(message)s"}},
         "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log), "formatter": "plain"}},
         "root": {"level": "INFO", "handlers": ["file"]},
-        "loggers": {"wirescribe.streaming.session": {"level": "DEBUG"}, "bench.compute": {"level": "DEBUG"}},
+        "loggers": {"wirescribe.streaming.session": {"level": "DEBUG"}, "bench.compute": {"level": "DEBUG"},
+                    "wirescribe.streaming.live_turns": {"level": "DEBUG"}},  # each pause's verdict
     }
     path = folder / "log_config.json"
     path.write_text(json.dumps(config))

@@ -11,7 +11,8 @@ server:app``, per-address cap off, a fixed session ceiling so admission refuses 
 
 Modes: ``silence300``/``silence500``/``silence800`` (``events=true&endpointing=N``: the
 ``utterance_end`` messages), ``model`` (``turns=true`` at its defaults: ``end_of_turn``),
-``eager`` (``turns=true&eager_eot_threshold=E``: its ``end_of_turn``, and apart the first
+``model@T`` (the same with ``eot_threshold=T``: the trade-off), ``eager``
+(``turns=true&eager_eot_threshold=E``: its ``end_of_turn``, and apart the first
 signal of each turn's end, ``eager_end_of_turn`` or ``end_of_turn`` (an eager event comes only
 while the probability is between the two thresholds: a turn that is plainly over gets only its
 end), with the count of eager events and of ``turn_resumed``). Every session asks for ``words=true``.
@@ -73,6 +74,7 @@ def query(mode: str, fmt: str, eager: float) -> str:
         q += ["events=true", f"endpointing={int(mode.removeprefix('silence'))}"]
     else:
         q += ["turns=true"] + ([f"eager_eot_threshold={eager:g}"] if mode == "eager" else [])
+        q += [f"eot_threshold={mode.split('@')[1]}"] if "@" in mode else []
     q += ["format=pcm16", "sample_rate=16000"] if fmt == "pcm16" else []
     return "?" + "&".join(q)
 
@@ -334,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(x) for x in args.streams.split(",")]
     formats = args.formats.split(",")
     modes = args.modes.split(",")
-    bad = [m for m in modes if m not in MODES] + [f for f in formats if f not in SLICES]
+    bad = [m for m in modes if m.split("@")[0] not in MODES] + [f for f in formats if f not in SLICES]
     if bad:
         p.error(f"unknown mode or format: {', '.join(bad)}")
     speeches = [build_turns(args.turns, seed=args.seed + k) for k in range(max(counts))]

@@ -6,6 +6,7 @@ scorer hears the turn's audio up to the pause; a session without turns never cal
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 
@@ -29,14 +30,20 @@ from wirescribe.streaming.session import LiveSession
 SR = 16000
 
 
-def hears_a_sentence(audio: np.ndarray, options: DecodeOptions) -> Transcript:
-    """Two words over whatever loud audio the window holds, with a full stop."""
+def hears_a_sentence(audio: np.ndarray, options: DecodeOptions, last: float = 0.9) -> Transcript:
+    """Two words over whatever loud audio the window holds, with a full stop; the last one heard
+    with probability ``last``."""
     loud = np.flatnonzero(np.abs(audio) > 0.05)
     if len(loud) == 0:
         return Transcript((), "en", len(audio) / SR)
     a, b = loud[0] / SR, loud[-1] / SR
-    words = (Word(a, (a + b) / 2, " Book", 0.9), Word((a + b) / 2, b, " it.", 0.9))
+    words = (Word(a, (a + b) / 2, " Book", 0.9), Word((a + b) / 2, b, " it.", last))
     return Transcript((Segment(a, b, " Book it.", words, avg_logprob=-0.1),), "en", len(audio) / SR)
+
+
+def hears_it_unsure(audio: np.ndarray, options: DecodeOptions) -> Transcript:
+    """The same words, the last one heard unsure (as Whisper closes a phrase stopped short)."""
+    return hears_a_sentence(audio, options, last=0.3)
 
 
 class Scorer:
@@ -57,13 +64,14 @@ def speech_then_silence(speech: float, silence: float) -> list[bytes]:
     return [pcm[i : i + step] for i in range(0, len(pcm), step)]
 
 
-def stream(scorer: Scorer | None, config: SessionConfig) -> list[tuple[float, Event]]:
+def stream(scorer: Scorer | None, config: SessionConfig, hears: Callable[..., Transcript] = hears_a_sentence
+           ) -> list[tuple[float, Event]]:
     """Events with the seconds of audio fed when each came (0.05 s frames, paced)."""
     timeline: list[tuple[float, Event]] = []
     fed = [0.0]
 
     async def main() -> None:
-        scheduler = Scheduler(hears_a_sentence)
+        scheduler = Scheduler(hears)
         await scheduler.start()
 
         async def emit(event: Event) -> None:
@@ -110,6 +118,18 @@ def test_a_pause_the_model_calls_unfinished_waits() -> None:
     assert [(e.trigger, e.text) for e in turns] == [(TurnTrigger.EOF, "Book it.")]  # 1.5 s: still open
     ends = [t for t, e in timeline if isinstance(e, UtteranceEnded)]
     assert len(ends) == 1 and ends[0] >= 1.8 + 0.7  # the endpointing, not the turn model, ended it
+
+
+def test_a_last_word_heard_unsure_keeps_the_turn_open_whatever_the_model_says() -> None:
+    """The word's probability travels from the model's words through the policy's tentative
+    text to the turn-taking: with it unsure, the same confident scorer ends no turn early."""
+    scorer = Scorer(0.95)
+    timeline = stream(scorer, SessionConfig("en", turns=True), hears=hears_it_unsure)
+    turns = [(t, e) for t, e in timeline if isinstance(e, TurnEnded)]
+    ends = [t for t, e in timeline if isinstance(e, UtteranceEnded)]
+    assert scorer.heard and len(turns) == 1 and len(ends) == 1
+    assert ends[0] >= 1.8 + 0.7  # the endpointing, not the turn model, ended the utterance
+    assert turns[0][0] >= ends[0] and turns[0][1].text == "Book it."  # the turn ended after it
 
 
 def test_a_session_without_turns_never_calls_the_scorer() -> None:

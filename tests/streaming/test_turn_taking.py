@@ -3,6 +3,8 @@ resumed → end, the silence timeout, finalize and end of input, and what a turn
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from wirescribe.asr.types import Word
@@ -22,7 +24,7 @@ from wirescribe.streaming.events import (
     UtteranceEnded,
 )
 from wirescribe.streaming.planner import TURN_PROBE, TurnHint
-from wirescribe.streaming.turn_taking import TurnTaker, end_probability
+from wirescribe.streaming.turn_taking import WORD_SURE, TurnTaker, end_probability
 
 SR = 16000
 
@@ -82,6 +84,53 @@ def test_end_probability_weighs_how_the_text_ends_and_grows_with_the_silence() -
     assert end_probability(None, "Fine.", at) == 0.5
     growing = [end_probability(0.2, "so", s) for s in (0.1, 0.5, 1.0, 2.0, 2.5, 4.0)]
     assert growing == sorted(growing) and growing[1] == growing[0] and 0.9 < growing[-1] < 1.0
+
+
+def test_end_probability_doubts_a_last_word_the_model_heard_unsure() -> None:
+    """Whisper closes a phrase stopped short with a word it is unsure of ("Can I have you?" for
+    "Can I have your ..."): the belief shrinks in proportion below WORD_SURE, never above."""
+    at = TURN_PROBE
+    sure = end_probability(0.95, "Can I have you?", at)
+    assert end_probability(0.95, "Can I have you?", at, sure=0.4) < 0.7 <= sure
+    assert end_probability(0.95, "Can I have you?", at, sure=WORD_SURE) == sure
+    assert end_probability(0.95, "Can I have you?", at, sure=1.0) == sure
+    assert end_probability(0.95, "Can I have you?", at, sure=None) == sure
+    assert end_probability(0.95, "Can I have you?", at, sure=-3.0) == 0.0  # hostile: clamped
+    assert end_probability(0.95, "Can I have you?", 2.5, sure=0.1) >= 0.9  # the silence still ends it
+
+
+def test_a_last_word_heard_unsure_keeps_the_turn_open_until_heard_sure() -> None:
+    s = Script(eot_threshold=0.7)
+    s.speech(0.0)
+    heard = (Word(0.1, 0.4, " Can", 0.97), Word(0.4, 0.6, " I", 0.99), Word(0.6, 0.9, " have", 0.98),
+             Word(0.9, 1.1, " you?", 0.4))  # fmt: skip
+    s.feed(TranscriptChanged("", " Can I have you?", 1.2, (), None, heard))
+    s.pause(speech_end=1.1, now=1.1 + TURN_PROBE, model=0.95)
+    assert s.taker.hint is not TurnHint.OVER and not any(isinstance(e, TurnEnded) for e in s.turns)
+    # the closing pass hears the same words, the last one sure: the turn is over
+    sure = tuple(replace(w, probability=0.95) for w in heard)
+    s.feed(TranscriptChanged("", " Can I have you?", 1.25, (), None, sure))
+    assert s.taker.hint is TurnHint.OVER
+    # committed (no tentative words left): the committed words are what was heard last
+    s.committed = " Can I have you?"
+    s.feed(TranscriptChanged(s.committed, "", 1.3, heard, s.utterance, ()))
+    assert s.taker.hint is TurnHint.OVER  # decided: a turn over stays over
+    s.end_utterance(1.3)
+    ends = [e for e in s.turns if isinstance(e, TurnEnded)]
+    assert [(e.trigger, e.text) for e in ends] == [(TurnTrigger.MODEL, "Can I have you?")]
+
+
+def test_committed_words_heard_unsure_hold_the_turn_too() -> None:
+    s = Script(eot_threshold=0.7)
+    s.speech(0.0)
+    s.committed = " No, that's it."
+    unsure = (Word(0.1, 0.4, " No,", 0.95), Word(0.5, 0.8, " that's", 0.9), Word(0.8, 1.0, " it.", 0.22))
+    s.feed(TranscriptChanged(s.committed, "", 1.1, unsure, s.utterance))
+    s.pause(speech_end=1.0, now=1.0 + TURN_PROBE, model=0.97)
+    assert s.taker.hint is not TurnHint.OVER
+    s.pause(speech_end=1.0, now=1.3, model=0.97)
+    s.end_utterance(1.3)
+    assert not any(isinstance(e, TurnEnded) for e in s.turns)
 
 
 def test_a_complete_sentence_ends_the_turn_once_its_utterance_ends() -> None:

@@ -42,7 +42,7 @@ The session's own settings that a client may change mid-stream live here too
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from wirescribe.asr.types import Word
@@ -80,6 +80,7 @@ class TranscriptChanged:
     audio_seconds: float
     words: tuple[Word, ...] = ()  # appended to ``committed`` by this change
     utterance: int | None = None  # the utterance ``words`` belong to (None: no words)
+    tentative_words: tuple[Word, ...] = field(default=(), compare=False)  # ``tentative``'s words
 
     @property
     def text(self) -> str:

@@ -117,7 +117,7 @@ class UtteranceLedger:
         """The transcript changed: queue it, with ``words`` the ones this change committed."""
         owner = self._open.id if words and self._open is not None else None
         self._events.append(TranscriptChanged(update.committed, update.tentative, update.audio_seconds,
-                                              tuple(words), owner))  # fmt: skip
+                                              tuple(words), owner, update.tentative_words))  # fmt: skip
 
     def close(self, reason: CloseReason, at: float) -> int | None:
         """Close the open utterance (``at``: seconds, where its audio ended when it has no word);

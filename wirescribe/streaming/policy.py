@@ -123,9 +123,9 @@ class StreamingPolicy:
         return self._ledger.take()
 
     def current(self) -> Update:
-        committed = self._ledger.text
+        committed, shown = self._ledger.text, tuple(self._tentative)
         tentative = self._ledger.join(self._tentative, after=committed)
-        return Update(committed, tentative if committed else tentative.lstrip(), self.audio_seconds)
+        return Update(committed, tentative if committed else tentative.lstrip(), self.audio_seconds, shown)
 
     def finish(self) -> FinalTranscript:
         """Everything committed, one segment per utterance (after the last window)."""

@@ -7,12 +7,12 @@ it; ``policy.py`` re-exports every name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 
-from wirescribe.asr.types import Segment
+from wirescribe.asr.types import Segment, Word
 from wirescribe.streaming.events import CloseReason
 
 SR = 16000
@@ -82,6 +82,9 @@ class Update:
     committed: str
     tentative: str
     audio_seconds: float
+    # the tentative text's words (their probabilities tell the turn-taking how sure the model is
+    # of the last word heard); not part of what a client sees, so not of equality
+    tentative_words: tuple[Word, ...] = field(default=(), compare=False)
 
     @property
     def text(self) -> str:
