@@ -31,7 +31,9 @@ SLICE = 0.25  # WebM as a browser's MediaRecorder sends it
 FRAME = 0.1  # pcm16 as an agent sends it
 SEED = 5  # four turns (two LibriVox, two prompts), two of them with a hesitation
 MAX_WER = 0.15  # of the end_of_turn texts against the reference (tiny.en)
-WER_SLACK = 0.05  # ... and at most this over the utterance_end texts' on the same speech
+# ... and at most this over the utterance_end texts' on the same speech: two words of its 38 (the
+# two sessions' closing passes hear different windows: "ill-disposed" / "old-exposed" in 1 run of 8)
+WER_SLACK = 0.06
 
 
 def _ends(result: StreamResult) -> list[tuple[float, dict[str, Any]]]:
@@ -130,6 +132,12 @@ def test_turn_text_is_final_and_accurate(
         turn_speech.reference, " ".join(m["text"] for m in plain.of_type("utterance_end"))
     )
     assert turn_wer <= MAX_WER and turn_wer <= plain_wer + WER_SLACK, (turn_wer, plain_wer, texts)
+    # Nothing invented that the 1.1 client does not hear: a "Thank you." over the last word's tail
+    # (a second closing pass, 2 runs in 6 before it was caught) adds two words and no error elsewhere
+    said = len(normalize_words(turn_speech.reference))
+    extra = len(normalize_words(" ".join(texts))) - said
+    plain_extra = len(normalize_words(" ".join(m["text"] for m in plain.of_type("utterance_end")))) - said
+    assert extra <= plain_extra + 1, (extra, plain_extra, texts)
 
 
 def test_a_client_without_turns_sees_no_turn_messages(streamed: tuple[StreamResult, StreamResult]) -> None:

@@ -40,6 +40,15 @@ def is_hallucination(seg: Segment) -> bool:
     return phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)
 
 
+def is_silence(seg: Segment) -> bool:
+    """The decoder's own verdict that it heard no speech: a high no-speech probability with an
+    improbable text (Whisper's rule, at faster-whisper's log-probability threshold). Kept apart
+    for a second closing pass, which otherwise keeps every word over speech: over the sliver of
+    a word's tail it missed, Whisper says "Thank you." or continues its prompt ("... please
+    don't forget to subscribe.") with no_speech_prob 0.6 and avg_logprob -1.4."""
+    return seg.no_speech_prob > 0.5 and seg.avg_logprob < -1.0
+
+
 def is_loop(seg: Segment) -> bool:
     """A repetition loop: the text compresses too well to be speech."""
     return seg.compression_ratio > 2.4
