@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
+import io
+import os
 import signal
+import subprocess
 
 import pytest
+import uvloop
 
 from tests.support import run_isolated
+from wirescribe.audio import child as child_module
 from wirescribe.audio.child import ChildProcess
 
 SCRIPT = """
@@ -82,3 +88,63 @@ def test_a_child_that_cannot_start_is_an_oserror() -> None:
 
     with pytest.raises(OSError):
         asyncio.run(scenario())
+
+
+
+class ClosedTwice:
+    """Which pipes of a child were closed by their file object after their descriptor was
+    closed already (the number may have been another's by then)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def wrap(self, name: str, stream: io.BufferedIOBase) -> io.BufferedIOBase:
+        seen = self.seen
+        kind = io.BufferedReader if isinstance(stream, io.BufferedReader) else io.BufferedWriter
+
+        class Probe(kind):  # type: ignore[valid-type, misc]
+            def close(self) -> None:
+                if not self.closed:
+                    try:
+                        os.fstat(self.fileno())
+                    except OSError:
+                        seen.append(name)
+                super().close()
+
+        return Probe(stream.detach())
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_each_pipe_is_closed_once(loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvloop hands a pipe's descriptor itself to libuv, which closes it, then closes the file
+    object, which closes the same number again (MagicStack/uvloop#763): a descriptor another
+    thread opened in between — another session's ffmpeg pipe, a socket — is closed instead
+    ("cannot start ffmpeg: [Errno 9] Bad file descriptor", seen once in tests/cluster). Each
+    pipe's file object must close a descriptor that is still its own."""
+    probe = ClosedTwice()
+
+    class Probed(subprocess.Popen):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[call-overload]
+            for name in ("stdin", "stdout", "stderr"):
+                if (stream := getattr(self, name)) is not None:
+                    setattr(self, name, probe.wrap(name, stream))
+
+    monkeypatch.setattr(child_module.subprocess, "Popen", Probed)
+
+    async def main() -> None:
+        child = await ChildProcess.start(["cat"], stdin=True)
+        assert child.stdin is not None
+        child.stdin.write(b"ping")
+        await child.stdin.drain()
+        child.stdin.close()
+        await child.stdin.wait_closed()
+        assert await child.stdout.read() == b"ping" and await child.stderr.read() == b""
+        assert await child.wait() == 0
+        for _ in range(3):  # the loop finishes closing the transports
+            await asyncio.sleep(0.01)
+        del child
+        gc.collect()
+
+    uvloop.run(main()) if loop == "uvloop" else asyncio.run(main())
+    assert probe.seen == []

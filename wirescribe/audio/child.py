@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 try:
     import fcntl
@@ -116,7 +117,7 @@ class ChildProcess:
             if stdin:
                 assert popen.stdin is not None
                 _grow(popen.stdin)
-                _, writer = await loop.connect_write_pipe(PipeWriter, popen.stdin)
+                _, writer = await loop.connect_write_pipe(PipeWriter, _for_loop(loop, popen.stdin, "wb"))
         except BaseException:
             popen.kill()
             popen.wait()
@@ -159,5 +160,22 @@ async def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None) -> as
     assert pipe is not None
     reader = asyncio.StreamReader()
     protocol: Any = asyncio.StreamReaderProtocol(reader)
-    await loop.connect_read_pipe(lambda: protocol, pipe)
+    await loop.connect_read_pipe(lambda: protocol, _for_loop(loop, pipe, "rb"))
     return reader
+
+
+def _for_loop(loop: asyncio.AbstractEventLoop, pipe: IO[bytes], mode: str) -> IO[bytes]:
+    """The pipe as the loop's transport should own it, so that its descriptor is closed once.
+
+    uvloop hands the descriptor itself to libuv, which closes it, and then closes the file
+    object too, which closes the same number again (MagicStack/uvloop#763, open): a descriptor
+    another thread opened in between — another session's ffmpeg pipe, a socket, a model file —
+    is closed instead ("cannot start ffmpeg: [Errno 9] Bad file descriptor", seen once in
+    tests/cluster). So uvloop gets a duplicate in a file object that never closes it (libuv
+    does, once), and the original is closed here, at once. asyncio's own transports close the
+    file object they are given, and only that: they get the original."""
+    if not type(loop).__module__.startswith("uvloop"):
+        return pipe
+    duplicate = os.dup(pipe.fileno())
+    pipe.close()
+    return cast(IO[bytes], open(duplicate, mode, buffering=0, closefd=False))
