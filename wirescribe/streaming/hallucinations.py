@@ -37,7 +37,21 @@ def is_hallucination(seg: Segment) -> bool:
         return True
     if is_loop(seg):
         return True
+    return _stock(seg)
+
+
+def _stock(seg: Segment) -> bool:
+    """A stock phrase ("Thank you.") said with poor scores."""
     return phrase(seg.text) in HALLUCINATIONS and (seg.no_speech_prob > 0.2 or seg.avg_logprob < -0.6)
+
+
+def is_retry_invention(seg: Segment) -> bool:
+    """What a second closing pass (over speech the first one did not hear) invents. It keeps
+    every other word over speech — the first pass may have been dropped whole for unsure words,
+    and those may be all there is of the utterance — but over the tail of a word it says "Thank
+    you." (no_speech_prob 0.15, avg_logprob -1.16: seen live in tests/e2e/test_turns.py, 2 runs
+    in 6) or what the decoder itself calls silence."""
+    return is_loop(seg) or is_silence(seg) or _stock(seg)
 
 
 def is_silence(seg: Segment) -> bool:

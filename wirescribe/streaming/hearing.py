@@ -4,7 +4,7 @@ Whisper invents text where there is no speech (stock phrases, its prompt continu
 pause, loops). A segment or word is kept only where voice activity saw speech. A closing pass
 decoded without timestamps is one segment for the whole utterance, so dropping a segment there
 drops the utterance: a retry (:attr:`Window.retry`) keeps every word that lies on speech and
-drops only repetition loops and what the decoder itself calls silence.
+drops only repetition loops, what the decoder itself calls silence and stock phrases said unsure.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from __future__ import annotations
 from wirescribe.asr.types import Segment, Transcript, Word
 from wirescribe.audio.vad import VoiceActivity
 from wirescribe.streaming.agreement import said_before, without_unsure_tail
-from wirescribe.streaming.hallucinations import is_hallucination, is_loop, is_silence, normalize, phrase
+from wirescribe.streaming.hallucinations import is_hallucination, is_retry_invention, normalize, phrase
 from wirescribe.streaming.window import SR, Window
 
 WORD_PAD = 0.3  # seconds around a word in which voice activity must have seen speech
-TAIL_PAD = 0.1  # seconds: speech this long, this far after the last word kept, is unheard
 
 
 def heard_words(vad: VoiceActivity, window: Window, result: Transcript) -> list[Word]:
@@ -26,7 +25,7 @@ def heard_words(vad: VoiceActivity, window: Window, result: Transcript) -> list[
     for seg in result.segments:
         text = phrase(seg.text)
         repeated, previous = text == previous, text
-        invented = (is_loop(seg) or is_silence(seg)) if window.retry else is_hallucination(seg)
+        invented = is_retry_invention(seg) if window.retry else is_hallucination(seg)
         if repeated or invented or not _on_speech(vad, window, seg):
             continue
         # A live window may end inside a word, which the model then guesses; the closing
@@ -61,22 +60,6 @@ def uncovered_speech(
     if heard_to is None:
         heard_to = heard[-1].end if heard else window.offset
     return vad.has_speech(int((heard_to + WORD_PAD) * SR), window.end, min_speech)
-
-
-def unheard(
-    vad: VoiceActivity, heard: list[Word], kept: list[Word], window: Window, min_speech: float,
-    short: float | None,
-) -> bool:  # fmt: skip
-    """Did a closing pass leave speech unheard (:func:`uncovered_speech` after what it ``heard``,
-    or after ``short``)? Not when the words ``kept`` in its place (the live hypothesis, when the
-    pass was dropped as an invention or was not anchored) end where the speech does: any 0.1 s
-    of speech from 0.1 s after their last word is unheard, but a second pass over the tail of a
-    word they hold hears nothing real and invents ("Thank you.", seen live)."""
-    if not uncovered_speech(vad, heard, window, min_speech, short):
-        return False
-    if not kept or (heard and kept[-1] is heard[-1]):
-        return True
-    return vad.has_speech(int((kept[-1].end + TAIL_PAD) * SR), window.end, TAIL_PAD)
 
 
 def stopped_short_of(words: list[Word], hypothesis: list[Word]) -> float | None:

@@ -316,7 +316,7 @@ class StreamingPolicy:
         short = hearing.stopped_short(heard, known if hypothesis else [])
         if short is not None and words and words[-1] is heard[-1]:  # the next pass starts after it
             words = [*words[:-1], replace(words[-1], end=max(words[-1].start, short))]
-        missed = echo or hearing.unheard(self.vad, heard, words, window, MIN_UNCOVERED, short)
+        missed = echo or hearing.uncovered_speech(self.vad, heard, window, MIN_UNCOVERED, short)
         self._agreement.clear()
         self._tentative = []
         progress = bool(words) and not echo
