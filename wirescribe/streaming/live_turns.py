@@ -73,8 +73,9 @@ class LiveTurns:
             policy.turn_hint = TurnHint.JUDGING
             probability = await self._score(total)
             taker.scored(probability, end, policy.total_samples, SR)
-            log.debug("turn pause at %.2f s scored %s at %.2f s: hint %s, %s", end / SR, probability,
-                      policy.total_samples / SR, taker.hint.value, taker.verdict())  # fmt: skip
+            if log.isEnabledFor(logging.DEBUG):  # the verdict is built only for the log
+                log.debug("turn pause at %.2f s scored %s at %.2f s: hint %s, %s", end / SR, probability,
+                          policy.total_samples / SR, taker.hint.value, taker.verdict())  # fmt: skip
         policy.turn_hint = taker.hint
         if policy.turn_hint is before:
             return False

@@ -208,7 +208,8 @@ class TurnTaker:
             self._out.append(TurnStarted(turn.index, turn.start))
             turn.updated_at = -UPDATE_EVERY
         turn.words.extend(event.words)
-        heard = event.tentative_words or (() if event.tentative.strip() else tuple(turn.words))
+        # the last word heard: the tentative text's, else (none shown) the turn's last committed one
+        heard = event.tentative_words[-1:] or (() if event.tentative.strip() else turn.words[-1:])
         self._sure = heard[-1].probability if heard else None
         self._judge()  # the closing pass's text may finish the sentence the pause was judged on
         text = self._text(turn.base)
